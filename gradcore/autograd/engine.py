@@ -1,0 +1,251 @@
+"""The backward pass: runs the graph's nodes in dependency order and delivers gradients.
+
+One loop, no recursion: a node runs once every node that feeds it a gradient has run; among the
+nodes that are ready the most recently created runs first, as in PyTorch.
+"""
+from __future__ import annotations
+
+import heapq
+import warnings
+
+from . import function as _function
+from .function import AccumulateGrad, _edge
+from .grad_mode import state
+
+__all__ = ["run_backward"]
+
+
+def _collect(root_nodes: list) -> tuple[dict, list]:
+    """Counts, for every node reachable from the roots, how many edges lead into it; also returns them in discovery order."""
+    dependencies: dict = {}
+    order = []
+    seen = set(root_nodes)
+    stack = list(root_nodes)
+    order.extend(root_nodes)
+    while stack:
+        node = stack.pop()
+        for next_node, _ in node._edges:
+            if next_node is None:
+                continue
+            dependencies[next_node] = dependencies.get(next_node, 0) + 1
+            if next_node not in seen:
+                seen.add(next_node)
+                stack.append(next_node)
+                order.append(next_node)
+    return dependencies, order
+
+
+def _needed_nodes(order: list, dependencies: dict, targets: set) -> set:
+    """Returns the nodes from which some target node can be reached (the only ones worth running)."""
+    remaining = dict(dependencies)
+    topological = []
+    ready = [n for n in order if remaining.get(n, 0) == 0]
+    while ready:
+        node = ready.pop()
+        topological.append(node)
+        for next_node, _ in node._edges:
+            if next_node is None:
+                continue
+            remaining[next_node] -= 1
+            if remaining[next_node] == 0:
+                ready.append(next_node)
+    needed = set()
+    for node in reversed(topological):
+        if node in targets or any(n in needed for n, _ in node._edges if n is not None):
+            needed.add(node)
+    return needed
+
+
+def _materialize(node, grads: list) -> list:
+    """Replaces missing output gradients by zeros for nodes that want them."""
+    meta = node._output_meta
+    for i, g in enumerate(grads):
+        if g is None and meta is not None and meta[i] is not None:
+            shape, dtype, like = meta[i]
+            grads[i] = _function.make_tensor(_zeros_like_array(like, shape, dtype))
+    return grads
+
+
+def _zeros_like_array(like, shape, dtype):
+    from ..backend import array_module
+
+    return array_module(like).zeros(shape, dtype=dtype.numpy)
+
+
+def _validate(node, grads: tuple) -> tuple:
+    """Checks a user Function's gradients against its inputs: count, shape (summing broadcast dims) and dtype."""
+    meta = node._input_meta
+    if len(grads) != len(meta):
+        raise RuntimeError(
+            f"function {node.name()} returned an incorrect number of gradients (expected {len(meta)}, got {len(grads)})"
+        )
+    checked = []
+    for i, (g, m) in enumerate(zip(grads, meta)):
+        if g is None or not node.needs_input_grad[i]:
+            if g is not None and m is None:
+                raise RuntimeError(
+                    f"function {node.name()} returned a gradient different than None at position {i + 1}, "
+                    "but the corresponding forward input was not a Tensor"
+                )
+            checked.append(None)
+            continue
+        if not isinstance(g, _function.Tensor):
+            raise TypeError(f"function {node.name()} returned a gradient of type {type(g).__name__} at position {i + 1}; expected a Tensor or None")
+        shape, dtype, array_type = m
+        if g.shape != shape:
+            from ..ops.shape import sum_to_size, broadcast_shapes_or_none
+
+            if broadcast_shapes_or_none(shape, g.shape) != g.shape:
+                raise RuntimeError(
+                    f"Function {node.name()} returned an invalid gradient at index {i} - got {list(g.shape)} "
+                    f"but expected shape compatible with {list(shape)}"
+                )
+            g = sum_to_size(g, shape)
+        if g._data.__class__ is not array_type:
+            raise RuntimeError(
+                f"Function {node.name()} returned an invalid gradient at index {i} - expected device "
+                f"{'cpu' if array_type.__module__ == 'numpy' else 'cuda'} but got {g.device}"
+            )
+        if g.dtype is not dtype:
+            g = g.to(dtype)
+        checked.append(g)
+    return tuple(checked)
+
+
+def _check_anomaly(node, grads: tuple) -> None:
+    from ..backend import array_module
+
+    for i, g in enumerate(grads):
+        if g is None:
+            continue
+        xp = array_module(g._data)
+        if bool(xp.isnan(g._data).any()):
+            if node._trace:
+                warnings.warn(
+                    "Error detected in " + node.name() + ". Traceback of forward call that caused the error:\n"
+                    + "".join(node._trace),
+                    stacklevel=3,
+                )
+            raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th output.")
+
+
+def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inputs=None, accumulate: bool = True):
+    """Backpropagates ``grad_roots`` from ``roots``.
+
+    Without ``inputs`` every reached leaf accumulates its gradient into ``.grad``.  With ``inputs``
+    only what leads to them runs, and their gradients are returned in order (and, when
+    ``accumulate`` is True, also accumulated into those inputs' ``.grad``).
+    """
+    root_edges = [_edge(t) for t in roots]
+    root_nodes = []
+    for node, _ in root_edges:
+        if node not in root_nodes:
+            root_nodes.append(node)
+    dependencies, order = _collect(root_nodes)
+
+    capture: dict = {}  # (node, output_nr) -> position in inputs
+    captured = None
+    needed = None
+    if inputs is not None:
+        captured = [None] * len(inputs)
+        for position, t in enumerate(inputs):
+            capture.setdefault(_edge(t), []).append(position)
+        targets = {node for node, _ in capture}
+        needed = _needed_nodes(order, dependencies, targets)
+        # Only edges between nodes that run count as dependencies.
+        dependencies = {}
+        for node in needed:
+            for next_node, _ in node._edges:
+                if next_node in needed:
+                    dependencies[next_node] = dependencies.get(next_node, 0) + 1
+
+    buffers: dict = {}
+    for (node, nr), g in zip(root_edges, grad_roots):
+        buffer = buffers.get(node)
+        if buffer is None:
+            buffer = buffers[node] = [None] * node._num_outputs
+        buffer[nr] = g if buffer[nr] is None else buffer[nr] + g
+
+    heap: list = []
+    tie = 0
+    for node in root_nodes:
+        if dependencies.get(node, 0) == 0 and (needed is None or node in needed):
+            heapq.heappush(heap, (-node.sequence_nr, tie, node))
+            tie += 1
+
+    previous_mode = state.enabled
+    state.enabled = create_graph
+    try:
+        while heap:
+            node = heapq.heappop(heap)[2]
+            grads = buffers.pop(node)
+
+            if node._pre_hooks:
+                for hook in node._pre_hooks:
+                    result = hook(tuple(grads))
+                    if result is not None:
+                        grads = list(result)
+            if node._tensor_hooks:
+                for nr, hooks in node._tensor_hooks.items():
+                    for hook in hooks:
+                        if grads[nr] is not None:
+                            result = hook(grads[nr])
+                            if result is not None:
+                                grads[nr] = result
+            if node._retained:
+                for nr, ref in node._retained.items():
+                    t = ref()
+                    if t is not None and grads[nr] is not None:
+                        g = grads[nr] if create_graph else grads[nr].detach()
+                        t.grad = g.clone() if t.grad is None else t.grad + g
+
+            if capture:
+                for nr in range(len(grads)):
+                    positions = capture.get((node, nr))
+                    if positions:
+                        for p in positions:
+                            captured[p] = grads[nr]
+
+            if type(node) is AccumulateGrad:
+                if (inputs is None or accumulate) and grads[0] is not None:
+                    node.accumulate(grads[0], create_graph)
+                continue
+
+            if all(g is None for g in grads):
+                input_grads = (None,) * len(node._edges)
+            else:
+                if node._materialize_grads and node._output_meta is not None:
+                    grads = _materialize(node, grads)
+                input_grads = node.apply(*grads)
+                if not isinstance(input_grads, tuple):
+                    input_grads = (input_grads,)
+                if node._input_meta is not None:
+                    input_grads = _validate(node, input_grads)
+                if state.anomaly:
+                    _check_anomaly(node, input_grads)
+                if node._post_hooks:
+                    for hook in node._post_hooks:
+                        result = hook(input_grads, tuple(grads))
+                        if result is not None:
+                            input_grads = tuple(result)
+            if not retain_graph:
+                node.release()
+
+            for (next_node, nr), g in zip(node._edges, input_grads):
+                if next_node is None or (needed is not None and next_node not in needed):
+                    continue
+                if g is not None:
+                    buffer = buffers.get(next_node)
+                    if buffer is None:
+                        buffer = buffers[next_node] = [None] * next_node._num_outputs
+                    buffer[nr] = g if buffer[nr] is None else buffer[nr] + g
+                remaining = dependencies[next_node] - 1
+                dependencies[next_node] = remaining
+                if remaining == 0:
+                    if next_node not in buffers:
+                        buffers[next_node] = [None] * next_node._num_outputs
+                    heapq.heappush(heap, (-next_node.sequence_nr, tie, next_node))
+                    tie += 1
+    finally:
+        state.enabled = previous_mode
+    return captured

@@ -1,0 +1,418 @@
+"""``Function``: the one mechanism behind every differentiable op, built-in or user-defined.
+
+``Function.apply`` runs ``forward`` without recording, wraps its results in tensors and, when an
+input requires grad, links a backward node into the graph.  The node *is* the ``ctx`` that
+``forward`` and ``backward`` receive, as in PyTorch: it holds the saved tensors and the edges
+(``next_functions``) to the nodes of the inputs.
+"""
+from __future__ import annotations
+
+import itertools
+import traceback
+import weakref
+from typing import Any, Callable
+
+from .grad_mode import state
+
+__all__ = ["Function", "Node", "BackwardNode", "AccumulateGrad", "FunctionCtx", "once_differentiable"]
+
+# Set by gradcore.tensor once the Tensor class exists (the two modules need each other).
+Tensor: Any = None
+make_tensor: Callable = None  # type: ignore[assignment]
+
+_next_sequence_nr = itertools.count().__next__
+
+_FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they "
+    "have already been freed). Saved intermediate values of the graph are freed when you call .backward() "
+    "or autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time "
+    "or if you need to access saved tensors after calling backward."
+)
+
+
+class Node:
+    """A node of the backward graph: takes the gradients of an op's outputs, returns those of its inputs."""
+
+    next_functions: tuple = ()  # the edges to the nodes of the tensor inputs, as users see them
+    _edges: tuple = ()  # one edge per differentiable input slot, what the engine follows
+    sequence_nr = 0
+    _num_outputs = 1
+    _tensor_hooks: dict | None = None  # output_nr -> hooks registered on that output tensor
+    _retained: dict | None = None  # output_nr -> weakref of a tensor that called retain_grad()
+    _pre_hooks: list | None = None
+    _post_hooks: list | None = None
+    _trace: list | None = None  # forward stack, recorded in anomaly mode
+
+    def name(self) -> str:
+        """Returns the node's name, such as ``MulBackward0``."""
+        return type(self).__name__
+
+    def apply(self, *grad_outputs):  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Frees what was kept for backward (called after a backward pass without retain_graph)."""
+
+    def register_hook(self, hook: Callable) -> "_RemovableHandle":
+        """Registers ``hook(grad_inputs, grad_outputs)``, called after the node runs; it may return new grad_inputs."""
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(hook)
+        return _RemovableHandle(self._post_hooks, hook)
+
+    def register_prehook(self, hook: Callable) -> "_RemovableHandle":
+        """Registers ``hook(grad_outputs)``, called before the node runs; it may return new grad_outputs."""
+        if self._pre_hooks is None:
+            self._pre_hooks = []
+        self._pre_hooks.append(hook)
+        return _RemovableHandle(self._pre_hooks, hook)
+
+    def _add_tensor_hook(self, output_nr: int, hook: Callable) -> "_RemovableHandle":
+        if self._tensor_hooks is None:
+            self._tensor_hooks = {}
+        hooks = self._tensor_hooks.setdefault(output_nr, [])
+        hooks.append(hook)
+        return _RemovableHandle(hooks, hook)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {hex(id(self))}>"
+
+
+class _RemovableHandle:
+    """Returned by ``register_hook``; ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list, hook: Callable) -> None:
+        self._hooks = hooks
+        self._hook = hook
+
+    def remove(self) -> None:
+        try:
+            self._hooks.remove(self._hook)
+        except ValueError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class AccumulateGrad(Node):
+    """The node of a leaf tensor: runs the leaf's hooks and adds the incoming gradient into ``.grad``."""
+
+    sequence_nr = float("inf")  # leaves accumulate as soon as they are ready
+
+    def __init__(self, variable) -> None:
+        self.variable = variable
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def accumulate(self, grad, create_graph: bool) -> None:
+        variable = self.variable
+        for hook in variable._backward_hooks or ():
+            result = hook(grad)
+            if result is not None:
+                grad = result
+        if variable.grad is None:
+            # A fresh buffer: the incoming gradient may be shared with another leaf or be a broadcast view.
+            variable.grad = grad.clone() if create_graph else make_tensor(grad._data.copy())
+        elif create_graph or state.enabled and variable.grad.requires_grad:
+            variable.grad = variable.grad + grad
+        else:
+            variable.grad._data += grad._data
+            variable.grad._version_counter.value += 1
+
+
+class _SavedTensor:
+    """A tensor kept for backward, with the version it had, so that later in-place changes are caught.
+
+    An op's own output is kept as its array alone and rebuilt on unpacking with the node as its
+    ``grad_fn``: keeping the output tensor itself would make a reference cycle through the node.
+    """
+
+    __slots__ = ("tensor", "data", "counter", "version", "output_nr", "requires_grad")
+
+    def __init__(self, tensor, version: int, output_nr: int | None = None) -> None:
+        self.version = version
+        self.counter = tensor._version_counter
+        self.output_nr = output_nr
+        if output_nr is None:
+            self.tensor = tensor
+        else:
+            self.tensor = None
+            self.data = tensor._data
+            self.requires_grad = tensor._requires_grad
+
+    def unpack(self, node: "BackwardNode"):
+        if self.counter.value != self.version:
+            if self.tensor is not None:
+                t = self.tensor
+                creator = f"output {t._output_nr} of {t._grad_fn.name()}" if t._grad_fn is not None else "a leaf"
+                shape = list(t.shape)
+                type_name = t.dtype.legacy_name
+            else:
+                creator = f"output {self.output_nr} of {node.name()}"
+                shape = list(self.data.shape)
+                type_name = make_tensor(self.data).dtype.legacy_name
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: [gradcore.{type_name}Tensor {shape}], which is {creator}, is at version "
+                f"{self.counter.value}; expected version {self.version} instead (needed by {node.name()}). "
+                "Hint: the operation that failed to compute its gradient is the one named above; "
+                "use .clone() before modifying the tensor in place."
+            )
+        if self.tensor is not None:
+            return self.tensor
+        t = make_tensor(self.data)
+        t._version_counter = self.counter
+        if self.requires_grad:
+            t._grad_fn = node
+            t._output_nr = self.output_nr
+            t._requires_grad = True
+        return t
+
+
+class BackwardNode(Node):
+    """The node a ``Function`` call leaves in the graph; also the ``ctx`` its forward and backward see."""
+
+    _forward_cls: Any = None
+    _to_save: tuple = ()
+    _saved: list | None = None
+    _freed = False
+    _dirty: tuple = ()
+    _non_differentiable: tuple = ()
+    _materialize_grads = True
+    _output_meta: list | None = None
+    _input_meta: tuple | None = None
+    needs_input_grad: tuple = ()
+
+    # -- the ctx API -----------------------------------------------------------------------------
+    def save_for_backward(self, *tensors) -> None:
+        """Keeps tensors (or None) for backward; read them back with ``saved_tensors``."""
+        self._to_save = tensors
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """The tensors given to ``save_for_backward``; raises if one was modified in place since, or was freed."""
+        if self._freed:
+            raise RuntimeError(_FREED_MESSAGE)
+        saved = self._saved
+        if saved is None:
+            return self._to_save
+        return tuple(s.unpack(self) if type(s) is _SavedTensor else s for s in saved)
+
+    def mark_dirty(self, *tensors) -> None:
+        """Marks inputs that forward modified in place; they become outputs of this node."""
+        self._dirty = tensors
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        """Marks outputs that have no gradient (such as indices)."""
+        self._non_differentiable = tensors
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """Whether ``backward`` receives zeros (True, the default) or None for outputs that got no gradient."""
+        self._materialize_grads = value
+
+    # -- graph ----------------------------------------------------------------------------------
+    def apply(self, *grad_outputs):
+        return self._forward_cls.backward(self, *grad_outputs)
+
+    def release(self) -> None:
+        self._saved = None
+        self._to_save = ()
+        self._freed = True
+
+    @property
+    def metadata(self) -> dict:
+        if "_metadata" not in self.__dict__:
+            self._metadata = {}
+        return self._metadata
+
+
+FunctionCtx = BackwardNode
+
+
+class _FunctionMeta(type):
+    """Gives every Function subclass its own node class (``MulBackward0``, ``MyFunctionBackward``)."""
+
+    def __init__(cls, name, bases, namespace) -> None:
+        super().__init__(name, bases, namespace)
+        node_name = namespace.get("node_name") or f"{name}Backward"
+        cls._backward_cls = type(node_name, (BackwardNode,), {"_forward_cls": cls, "__module__": cls.__module__})
+
+
+def _false(n: int, _cache: dict = {}) -> tuple:  # noqa: B006 - a deliberate per-size cache
+    t = _cache.get(n)
+    if t is None:
+        t = _cache[n] = (False,) * n
+    return t
+
+
+def _edge(t) -> tuple:
+    """Returns the (node, output_nr) edge to a tensor that requires grad."""
+    if t._base is not None:
+        t._refresh_view_history()
+    fn = t._grad_fn
+    if fn is not None:
+        return (fn, t._output_nr)
+    return (t._grad_accumulator(), 0)
+
+
+class Function(metaclass=_FunctionMeta):
+    """Base class of differentiable operations: subclass it with static ``forward(ctx, ...)`` and ``backward(ctx, ...)``.
+
+    ``forward`` runs without recording a graph and returns a tensor or a tuple of tensors (built-in
+    ops may return backend arrays).  ``backward`` gets one gradient per output and returns one per
+    input of ``forward`` (None where there is none).  Call the op with ``MyFunction.apply(...)``.
+    """
+
+    node_name: str | None = None
+    #: True for built-in ops whose backward always returns well-formed gradients (skips validation).
+    builtin = False
+    #: True for built-in view ops: the output shares memory and the version counter with the input.
+    is_view = False
+    #: How many leading arguments are differentiable inputs: None means one for built-in ops (the rest
+    #: are settings such as dims) and all of them for user Functions; -1 means all of them.
+    operands: int | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError(
+            "Legacy autograd function with non-static forward method is deprecated. "
+            "Please use new-style autograd function with static forward method: call MyFunction.apply(...)"
+        )
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("You must implement the forward function for custom autograd.Function.")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("You must implement the backward function for custom autograd.Function.")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Runs ``forward`` and records the call in the graph when an input requires grad."""
+        ctx = cls._backward_cls()
+        grad_state = state
+        record = False
+        if grad_state.enabled:
+            for a in args:
+                if isinstance(a, Tensor) and a._requires_grad:
+                    record = True
+                    break
+        if record:
+            n = cls.operands
+            inputs = args if n == -1 or (n is None and not cls.builtin) else args[:n or 1]
+            needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in inputs)
+            ctx.needs_input_grad = needs
+            edges = ctx._edges = tuple(_edge(a) if n else (None, 0) for a, n in zip(inputs, needs))
+            if cls.builtin:
+                ctx.next_functions = edges
+            else:
+                ctx.next_functions = tuple(e for a, e in zip(inputs, edges) if isinstance(a, Tensor))
+            ctx.sequence_nr = _next_sequence_nr()
+            if not cls.builtin:
+                ctx._input_meta = tuple(
+                    (a.shape, a.dtype, a._data.__class__) if isinstance(a, Tensor) else None for a in args
+                )
+            grad_state.enabled = False
+            try:
+                out = cls.forward(ctx, *args, **kwargs)
+            finally:
+                grad_state.enabled = True
+        else:
+            ctx.needs_input_grad = _false(len(args))
+            if grad_state.enabled:
+                grad_state.enabled = False
+                try:
+                    out = cls.forward(ctx, *args, **kwargs)
+                finally:
+                    grad_state.enabled = True
+            else:
+                out = cls.forward(ctx, *args, **kwargs)
+
+        single = not isinstance(out, tuple)
+        outs = (out,) if single else out
+        results = []
+        for i, o in enumerate(outs):
+            if isinstance(o, Tensor):
+                if ctx._dirty and any(o is d for d in ctx._dirty):
+                    t = o
+                    if record and t._requires_grad and t._grad_fn is None and t._base is None:
+                        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+                    t._version_counter.value += 1
+                elif any(o is a for a in args):
+                    t = o._alias()  # returning an input unchanged gives a new tensor over the same memory
+                else:
+                    t = o
+            elif o is None or not hasattr(o, "dtype"):
+                results.append(o)
+                continue
+            else:
+                t = make_tensor(o)
+            if cls.is_view and i == 0:
+                t._make_view_of(args[0], cls, args[1:])
+            if record and t.dtype.is_floating_point and not (
+                ctx._non_differentiable and any(t is n or o is n for n in ctx._non_differentiable)
+            ):
+                t._grad_fn = ctx
+                t._output_nr = i
+                t._requires_grad = True
+                if t._base is not None:
+                    t._view_base_fn = t._base._grad_fn
+            results.append(t)
+
+        if record:
+            if len(outs) > 1:
+                ctx._num_outputs = len(outs)
+                ctx._output_meta = [
+                    (r.shape, r.dtype, r._data) if isinstance(r, Tensor) else None for r in results
+                ]
+            if ctx._to_save:
+                ctx._saved = _save(ctx._to_save, outs, results)
+                ctx._to_save = ()
+            if grad_state.anomaly:
+                ctx._trace = traceback.format_stack()[:-1]
+        elif ctx._to_save:
+            ctx._to_save = ()
+        return results[0] if single else tuple(results)
+
+
+def _save(to_save: tuple, outs: tuple, results: list) -> list:
+    """Wraps what forward saved: inputs keep their version, outputs are kept by array (see _SavedTensor)."""
+    saved = []
+    for s in to_save:
+        for i, o in enumerate(outs):
+            if s is o and s is not None:
+                r = results[i]
+                saved.append(_SavedTensor(r, r._version_counter.value, i))
+                break
+        else:
+            if isinstance(s, Tensor):
+                saved.append(_SavedTensor(s, s._version_counter.value))
+            else:
+                saved.append(s)
+    return saved
+
+
+def once_differentiable(backward: Callable) -> Callable:
+    """Decorates a ``backward`` that is not itself differentiable: it runs without recording a graph."""
+    import functools
+
+    from .grad_mode import no_grad
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        with no_grad():
+            return backward(ctx, *grads)
+
+    return wrapper
+
+
+def _weak(t) -> weakref.ref:
+    return weakref.ref(t)

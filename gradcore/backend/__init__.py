@@ -1,0 +1,101 @@
+"""The backend layer: maps a device to its array module and owns everything that differs between them.
+
+Ops never import numpy or CuPy for their math: they ask ``array_module(array)`` for the module that
+owns an array (numpy for ``cpu``, CuPy for ``cuda``) and call it.  Creation, random generators,
+transfers and dtype mapping live in the per-device ``Backend`` objects of ``cpu.py`` and ``cuda.py``.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as _np
+
+from . import cpu as _cpu
+from . import cuda as _cuda
+
+__all__ = ["device", "Backend", "get_backend", "backend_of", "array_module", "to_device"]
+
+
+class device:
+    """A device a tensor lives on: ``device('cpu')``, ``device('cuda')``, ``device('cuda', 0)``, ``device('cuda:0')``."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type: Union[str, "device"], index: int | None = None) -> None:
+        if isinstance(type, device):
+            self.type, self.index = type.type, type.index
+            return
+        if not isinstance(type, str):
+            raise TypeError(f"device() expected a string or a device, but got {type.__class__.__name__}")
+        kind = type
+        if ":" in type:
+            if index is not None:
+                raise ValueError(f"type (string) must not include an index because index was passed explicitly: {type}")
+            kind, _, idx = type.partition(":")
+            if not idx.isdigit():
+                raise RuntimeError(f"Invalid device string: '{type}'")
+            index = int(idx)
+        if kind not in ("cpu", "cuda"):
+            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device string: {type}")
+        if index is not None and (not isinstance(index, int) or index < 0):
+            raise RuntimeError(f"Device index must not be negative, got {index}")
+        self.type = kind
+        self.index = index
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            try:
+                other = device(other)
+            except (RuntimeError, ValueError):
+                return False
+        return isinstance(other, device) and self.type == other.type and self.index == other.index
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        if self.index is None:
+            return f"device(type='{self.type}')"
+        return f"device(type='{self.type}', index={self.index})"
+
+
+Backend = _cpu.Backend
+CPU = _cpu.CPU_BACKEND
+
+
+def get_backend(dev) -> "Backend":
+    """Returns the backend for a device, a device string, or None (the CPU)."""
+    if dev is None:
+        return CPU
+    if not isinstance(dev, device):
+        dev = device(dev)
+    if dev.type == "cpu":
+        return CPU
+    return _cuda.get_backend(dev.index)
+
+
+def backend_of(array) -> "Backend":
+    """Returns the backend that owns an array."""
+    if type(array) is _np.ndarray:
+        return CPU
+    return _cuda.backend_of(array)
+
+
+def array_module(array):
+    """Returns the array module (numpy or CuPy) that owns ``array``."""
+    if type(array) is _np.ndarray:
+        return _np
+    return backend_of(array).xp
+
+
+def to_device(array, target: "Backend"):
+    """Returns ``array`` on the target backend's device (the same object when it is already there)."""
+    source = backend_of(array)
+    if source is target:
+        return array
+    if target is CPU:
+        return source.to_numpy(array)
+    return target.from_host_or_device(array)

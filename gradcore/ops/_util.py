@@ -1,0 +1,132 @@
+"""Helpers the op families share: operand conversion, broadcasting checks, dims and gradient reduction."""
+from __future__ import annotations
+
+from .._dtypes import result_type, get_default_dtype
+from ..backend import array_module
+from ..tensor import Tensor, make_tensor
+
+__all__ = ["Tensor", "make_tensor", "array_module", "binary_operands", "broadcast_shapes", "normalize_dim",
+           "normalize_dims", "reduce_grad", "check_same_device", "result_type", "as_tensor_like"]
+
+
+def _device_name(data) -> str:
+    return str(make_tensor(data).device)
+
+
+def check_same_device(*tensors) -> None:
+    """Raises PyTorch's RuntimeError when tensors live on different devices."""
+    first = None
+    for t in tensors:
+        if isinstance(t, Tensor):
+            if first is None:
+                first = t
+            elif t._data.__class__ is not first._data.__class__ or t.device != first.device:
+                raise RuntimeError(
+                    "Expected all tensors to be on the same device, but found at least two devices, "
+                    f"{first.device} and {t.device}!"
+                )
+
+
+def broadcast_shapes(a: tuple, b: tuple) -> tuple:
+    """Returns the broadcast of two shapes, or raises PyTorch's RuntimeError naming the sizes."""
+    if a == b:
+        return a
+    n = max(len(a), len(b))
+    pa = (1,) * (n - len(a)) + tuple(a)
+    pb = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for i, (x, y) in enumerate(zip(pa, pb)):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            raise RuntimeError(
+                f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton dimension {i}"
+            )
+    return tuple(out)
+
+
+def binary_operands(a, b):
+    """Returns (array_a, array_b, dtype) for a binary op over tensors and Python scalars, after type promotion.
+
+    Scalars become numpy-style scalars of the result dtype so that they never change it.
+    """
+    a_tensor = isinstance(a, Tensor)
+    b_tensor = isinstance(b, Tensor)
+    if a_tensor and b_tensor:
+        da, db = a._data, b._data
+        if da.__class__ is not db.__class__:
+            check_same_device(a, b)
+        if da.shape != db.shape:
+            broadcast_shapes(da.shape, db.shape)
+        if da.dtype == db.dtype:
+            return da, db, a.dtype
+        dtype = result_type(a, b)
+        np_dtype = dtype.numpy
+        return (da if da.dtype == np_dtype else da.astype(np_dtype),
+                db if db.dtype == np_dtype else db.astype(np_dtype), dtype)
+    if not a_tensor and not b_tensor:
+        raise TypeError(f"expected at least one Tensor operand, got {type(a).__name__} and {type(b).__name__}")
+    _check_scalar(b if a_tensor else a)
+    dtype = result_type(a, b)
+    np_dtype = dtype.numpy
+    if a_tensor:
+        da = a._data
+        return (da if da.dtype == np_dtype else da.astype(np_dtype)), np_dtype.type(b), dtype
+    db = b._data
+    return np_dtype.type(a), (db if db.dtype == np_dtype else db.astype(np_dtype)), dtype
+
+
+def _check_scalar(value) -> None:
+    if not isinstance(value, (int, float, bool)):
+        raise TypeError(
+            f"unsupported operand type: expected a Tensor or a Python number, but got {type(value).__name__}"
+        )
+
+
+def as_tensor_like(value, like: Tensor) -> Tensor:
+    """Returns ``value`` as a tensor on ``like``'s device (Python scalars take ``like``'s dtype category rules)."""
+    if isinstance(value, Tensor):
+        return value
+    _check_scalar(value)
+    dtype = result_type(like, value)
+    xp = array_module(like._data)
+    return make_tensor(xp.asarray(value, dtype=dtype.numpy))
+
+
+def normalize_dim(dim, ndim: int) -> int:
+    """Wraps a negative dim and checks its range the way PyTorch does (0-d tensors accept 0 and -1)."""
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise TypeError(f"dim must be an int, but got {type(dim).__name__}")
+    span = max(ndim, 1)
+    if dim < -span or dim >= span:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-span}, {span - 1}], but got {dim})")
+    return dim + span if dim < 0 else dim
+
+
+def normalize_dims(dim, ndim: int) -> tuple:
+    """Returns a sorted tuple of non-negative dims; None means all of them."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (list, tuple)):
+        dims = tuple(normalize_dim(d, ndim) for d in dim)
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
+        return tuple(sorted(dims)) if ndim else ()
+    return (normalize_dim(dim, ndim),) if ndim else ()
+
+
+def reduce_grad(grad: Tensor, shape: tuple, dtype) -> Tensor:
+    """Sums a broadcast gradient back to an input's shape and casts it to the input's dtype."""
+    if grad.shape != shape:
+        from .shape import sum_to_size
+
+        grad = sum_to_size(grad, shape)
+    if grad.dtype is not dtype:
+        grad = grad.to(dtype)
+    return grad
+
+
+def default_float():
+    return get_default_dtype()

@@ -1,0 +1,582 @@
+"""Elementwise arithmetic and math: + - * / ** and the unary functions, with broadcasting-aware gradients."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ._util import Tensor, array_module, binary_operands, make_tensor, reduce_grad, result_type, as_tensor_like
+from .. import _dtypes
+
+__all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
+           "maximum", "minimum", "where", "sign", "rsub", "reciprocal", "square", "log1p", "expm1"]
+
+
+def _meta(x):
+    return (x.shape, x.dtype) if isinstance(x, Tensor) else None
+
+
+class Add(Function):
+    node_name = "AddBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, a, b, alpha=1):
+        da, db, _ = binary_operands(a, b)
+        ctx.meta = (_meta(a), _meta(b))
+        ctx.alpha = alpha
+        return da + db if alpha == 1 else da + db * alpha
+
+    @staticmethod
+    def backward(ctx, grad):
+        meta_a, meta_b = ctx.meta
+        ga = reduce_grad(grad, *meta_a) if ctx.needs_input_grad[0] else None
+        gb = None
+        if ctx.needs_input_grad[1]:
+            gb = reduce_grad(grad if ctx.alpha == 1 else grad * ctx.alpha, *meta_b)
+        return ga, gb, None
+
+
+class Sub(Function):
+    node_name = "SubBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, a, b, alpha=1):
+        da, db, dtype = binary_operands(a, b)
+        if dtype is _dtypes.bool_:
+            raise RuntimeError(
+                "Subtraction, the `-` operator, with two bool tensors is not supported. "
+                "Use the `^` or `logical_xor()` operator instead."
+            )
+        ctx.meta = (_meta(a), _meta(b))
+        ctx.alpha = alpha
+        return da - db if alpha == 1 else da - db * alpha
+
+    @staticmethod
+    def backward(ctx, grad):
+        meta_a, meta_b = ctx.meta
+        ga = reduce_grad(grad, *meta_a) if ctx.needs_input_grad[0] else None
+        gb = reduce_grad(-grad if ctx.alpha == 1 else grad * -ctx.alpha, *meta_b) if ctx.needs_input_grad[1] else None
+        return ga, gb, None
+
+
+class Mul(Function):
+    node_name = "MulBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, a, b):
+        da, db, _ = binary_operands(a, b)
+        ctx.meta = (_meta(a), _meta(b))
+        needs = ctx.needs_input_grad
+        if needs[0] or needs[1]:
+            ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
+        return da * db
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        meta_a, meta_b = ctx.meta
+        ga = reduce_grad(grad * b, *meta_a) if ctx.needs_input_grad[0] else None
+        gb = reduce_grad(grad * a, *meta_b) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    node_name = "DivBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, a, b, rounding_mode=None):
+        dtype = result_type(a, b)
+        if rounding_mode is None and not dtype.is_floating_point:
+            dtype = _dtypes.get_default_dtype()
+        da, db, _ = binary_operands(as_float(a, dtype), as_float(b, dtype))
+        ctx.meta = (_meta(a), _meta(b))
+        ctx.rounding_mode = rounding_mode
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        if rounding_mode is None:
+            with _quiet(da if isinstance(a, Tensor) else db):
+                return da / db
+        xp = array_module(da if isinstance(a, Tensor) else db)
+        if rounding_mode == "floor":
+            return xp.floor_divide(da, db)
+        if rounding_mode == "trunc":
+            q = xp.trunc(da / db) if dtype.is_floating_point else xp.fix(da / db).astype(dtype.numpy)
+            return q
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        if ctx.rounding_mode is not None:
+            return tuple(None if m is None else make_tensor(array_module(grad._data).zeros(m[0], m[1].numpy))
+                         for m in ctx.meta) + (None,)
+        meta_a, meta_b = ctx.meta
+        ga = reduce_grad(grad / b, *meta_a) if ctx.needs_input_grad[0] else None
+        gb = reduce_grad(-grad * a / (b * b), *meta_b) if ctx.needs_input_grad[1] else None
+        return ga, gb, None
+
+
+def as_float(x, dtype):
+    """Casts an integer tensor to the float dtype of a true division (scalars stay Python numbers)."""
+    if isinstance(x, Tensor) and x.dtype is not dtype and not x.dtype.is_floating_point:
+        return x.to(dtype)
+    return x
+
+
+class Pow(Function):
+    node_name = "PowBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, a, b):
+        da, db, dtype = binary_operands(a, b)
+        if not dtype.is_floating_point and isinstance(b, (int, Tensor)) and not isinstance(b, bool):
+            negative = (db < 0).any() if isinstance(b, Tensor) else b < 0
+            if negative:
+                raise RuntimeError("Integers to negative integer powers are not allowed.")
+        ctx.meta = (_meta(a), _meta(b))
+        with _quiet(da if isinstance(a, Tensor) else db):
+            out = da ** db
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(a, b, out if ctx.needs_input_grad[1] else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_tensors
+        meta_a, meta_b = ctx.meta
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            if isinstance(b, Tensor):
+                ga = grad * b * a ** (b - 1)
+                ga = where(b == 0, 0.0, ga)
+            elif b == 0:
+                ga = grad * 0.0
+            else:
+                ga = grad * b * a ** (b - 1)
+            ga = reduce_grad(ga, *meta_a)
+        if ctx.needs_input_grad[1]:
+            base = a if isinstance(a, Tensor) else as_tensor_like(a, b)
+            # d/db a**b = a**b * log(a); PyTorch takes it as 0 where a == 0 and b >= 0.
+            gb = grad * where((base == 0) & (b >= 0), 0.0, out * log(base))
+            gb = reduce_grad(gb, *meta_b)
+        return ga, gb
+
+
+class Neg(Function):
+    node_name = "NegBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        if x.dtype is _dtypes.bool_:
+            raise RuntimeError(
+                "Negation, the `-` operator, on a bool tensor is not supported. "
+                "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead."
+            )
+        return -x._data
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def _float_input(x: Tensor):
+    """Unary math on integer tensors computes in the default float dtype, as in PyTorch."""
+    d = x._data
+    if x.dtype.is_floating_point:
+        return d
+    return d.astype(_dtypes.get_default_dtype().numpy)
+
+
+class Exp(Function):
+    node_name = "ExpBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        out = array_module(x._data).exp(_float_input(x))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out
+
+
+class Log(Function):
+    node_name = "LogBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        with _quiet(x._data):
+            return array_module(x._data).log(_float_input(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+class Log1p(Function):
+    node_name = "Log1PBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        with _quiet(x._data):
+            return array_module(x._data).log1p(_float_input(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (x + 1)
+
+
+class Expm1(Function):
+    node_name = "Expm1Backward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        out = array_module(x._data).expm1(_float_input(x))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (out + 1)
+
+
+class Sqrt(Function):
+    node_name = "SqrtBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        with _quiet(x._data):
+            out = array_module(x._data).sqrt(_float_input(x))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad / (out * 2)
+
+
+class Abs(Function):
+    node_name = "AbsBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return array_module(x._data).abs(x._data)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * sign(x)
+
+
+class Sign(Function):
+    node_name = "SignBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.meta = (x.shape, x.dtype)
+        return array_module(x._data).sign(x._data)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 0
+
+
+class Sin(Function):
+    node_name = "SinBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return array_module(x._data).sin(_float_input(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * cos(x)
+
+
+class Cos(Function):
+    node_name = "CosBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return array_module(x._data).cos(_float_input(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return -grad * sin(x)
+
+
+class Tanh(Function):
+    node_name = "TanhBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        out = array_module(x._data).tanh(_float_input(x))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (1 - out * out)
+
+
+class Maximum(Function):
+    node_name = "MaximumBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, a, b):
+        da, db, _ = binary_operands(a, b)
+        ctx.meta = (_meta(a), _meta(b))
+        ctx.save_for_backward(a, b)
+        return array_module(da).maximum(da, db)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _select_backward(ctx, grad, greater=True)
+
+
+class Minimum(Function):
+    node_name = "MinimumBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, a, b):
+        da, db, _ = binary_operands(a, b)
+        ctx.meta = (_meta(a), _meta(b))
+        ctx.save_for_backward(a, b)
+        return array_module(da).minimum(da, db)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _select_backward(ctx, grad, greater=False)
+
+
+def _select_backward(ctx, grad, greater: bool):
+    """Gradient of maximum/minimum: to the chosen input, split in half on ties (as PyTorch does)."""
+    a, b = ctx.saved_tensors
+    xp = array_module(a._data)
+    wins = (a._data > b._data) if greater else (a._data < b._data)
+    ties = a._data == b._data
+    share_a = make_tensor(xp.where(ties, 0.5, wins.astype(xp.float64)).astype(grad.dtype.numpy))
+    meta_a, meta_b = ctx.meta
+    ga = reduce_grad(grad * share_a, *meta_a) if ctx.needs_input_grad[0] else None
+    gb = reduce_grad(grad * (1 - share_a), *meta_b) if ctx.needs_input_grad[1] else None
+    return ga, gb
+
+
+class Where(Function):
+    node_name = "WhereBackward0"
+    builtin = True
+    operands = 3
+
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        cond = condition._data
+        if cond.dtype != bool:
+            raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.legacy_name}")
+        da, db, _ = binary_operands(a, b)
+        ctx.meta = (_meta(a), _meta(b))
+        ctx.save_for_backward(cond)
+        return array_module(cond).where(cond, da, db)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (cond,) = ctx.saved_tensors
+        keep = make_tensor(cond)
+        meta_a, meta_b = ctx.meta
+        ga = reduce_grad(grad * keep, *meta_a) if ctx.needs_input_grad[1] else None
+        gb = reduce_grad(grad * ~keep, *meta_b) if ctx.needs_input_grad[2] else None
+        return None, ga, gb
+
+
+class _quiet:
+    """Silences numpy's floating point warnings (log(0), sqrt(-1)): PyTorch returns inf/nan without a word."""
+
+    def __init__(self, array) -> None:
+        self.xp = array_module(array)
+
+    def __enter__(self):
+        if hasattr(self.xp, "errstate"):
+            self.state = self.xp.errstate(all="ignore")
+            self.state.__enter__()
+
+    def __exit__(self, *exc):
+        if hasattr(self.xp, "errstate"):
+            self.state.__exit__(*exc)
+
+
+# -- the function forms -------------------------------------------------------------------------
+
+def _check_tensor(x, name: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
+
+
+def add(input, other, *, alpha=1, out=None):
+    """Returns ``input + alpha * other`` (broadcasting, with type promotion)."""
+    return Add.apply(input, other, alpha)
+
+
+def sub(input, other, *, alpha=1, out=None):
+    """Returns ``input - alpha * other``."""
+    return Sub.apply(input, other, alpha)
+
+
+def rsub(input, other, *, alpha=1):
+    """Returns ``other - alpha * input``."""
+    return Sub.apply(other, input, alpha) if alpha == 1 else Sub.apply(other, input * alpha)
+
+
+def mul(input, other, *, out=None):
+    """Returns ``input * other``."""
+    return Mul.apply(input, other)
+
+
+def div(input, other, *, rounding_mode=None, out=None):
+    """Returns ``input / other`` (true division unless ``rounding_mode`` is 'trunc' or 'floor')."""
+    return Div.apply(input, other, rounding_mode)
+
+
+def pow(input, exponent, *, out=None):
+    """Returns ``input ** exponent``."""
+    return Pow.apply(input, exponent)
+
+
+def neg(input):
+    """Returns ``-input``."""
+    _check_tensor(input, "neg")
+    return Neg.apply(input)
+
+
+def exp(input):
+    """Returns the exponential of each element."""
+    _check_tensor(input, "exp")
+    return Exp.apply(input)
+
+
+def log(input):
+    """Returns the natural logarithm of each element."""
+    _check_tensor(input, "log")
+    return Log.apply(input)
+
+
+def log1p(input):
+    """Returns log(1 + input), accurate for small values."""
+    _check_tensor(input, "log1p")
+    return Log1p.apply(input)
+
+
+def expm1(input):
+    """Returns exp(input) - 1, accurate for small values."""
+    _check_tensor(input, "expm1")
+    return Expm1.apply(input)
+
+
+def sqrt(input):
+    """Returns the square root of each element."""
+    _check_tensor(input, "sqrt")
+    return Sqrt.apply(input)
+
+
+def abs(input):
+    """Returns the absolute value of each element."""
+    _check_tensor(input, "abs")
+    return Abs.apply(input)
+
+
+def sign(input):
+    """Returns -1, 0 or 1 by the sign of each element (its gradient is zero)."""
+    _check_tensor(input, "sign")
+    return Sign.apply(input)
+
+
+def sin(input):
+    """Returns the sine of each element."""
+    _check_tensor(input, "sin")
+    return Sin.apply(input)
+
+
+def cos(input):
+    """Returns the cosine of each element."""
+    _check_tensor(input, "cos")
+    return Cos.apply(input)
+
+
+def tanh(input):
+    """Returns the hyperbolic tangent of each element."""
+    _check_tensor(input, "tanh")
+    return Tanh.apply(input)
+
+
+def reciprocal(input):
+    """Returns 1 / input."""
+    return Div.apply(1.0, input, None)
+
+
+def square(input):
+    """Returns input ** 2."""
+    return Pow.apply(input, 2)
+
+
+def maximum(input, other):
+    """Returns the elementwise maximum of two tensors."""
+    _check_tensor(input, "maximum")
+    if not isinstance(other, Tensor):
+        raise TypeError(f"maximum(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+    return Maximum.apply(input, other)
+
+
+def minimum(input, other):
+    """Returns the elementwise minimum of two tensors."""
+    _check_tensor(input, "minimum")
+    if not isinstance(other, Tensor):
+        raise TypeError(f"minimum(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+    return Minimum.apply(input, other)
+
+
+def where(condition, input=None, other=None):
+    """Returns elements of ``input`` where ``condition`` holds and of ``other`` elsewhere.
+
+    With only a condition, returns the indices of its non-zero elements, one tensor per dim.
+    """
+    if input is None and other is None:
+        from .indexing import nonzero
+
+        return nonzero(condition, as_tuple=True)
+    if not isinstance(condition, Tensor):
+        raise TypeError(f"where(): argument 'condition' (position 1) must be Tensor, not {type(condition).__name__}")
+    return Where.apply(condition, input, other)

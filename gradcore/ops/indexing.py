@@ -1,0 +1,271 @@
+"""Indexing and slicing (views for basic indices, copies for index tensors) and item assignment."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..backend import backend_of
+from ._util import Tensor, array_module, make_tensor, normalize_dim, reduce_grad
+
+__all__ = ["index", "index_put", "narrow", "select", "nonzero", "gather_backward", "masked_fill"]
+
+_BASIC = (int, slice, type(None), type(Ellipsis))
+
+
+def normalize_key(key, data):
+    """Turns a user index into one the array library understands, and says whether it is basic (a view).
+
+    Index tensors become arrays; boolean masks become the index arrays of their True elements so that
+    reading, writing and scatter-adding all see the same positions.
+    """
+    if not isinstance(key, tuple):
+        key = (key,)
+    basic = True
+    converted = []
+    for k in key:
+        if isinstance(k, bool):
+            k = make_tensor(array_module(data).asarray(k))
+        if isinstance(k, Tensor):
+            if k._data.__class__ is not data.__class__:
+                raise RuntimeError(
+                    f"indices should be either on cpu or on the same device as the indexed tensor ({make_tensor(data).device})"
+                )
+            if k.dtype.is_floating_point:
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            k = k._data
+        elif isinstance(k, (list, range)):
+            k = array_module(data).asarray(k)
+            if k.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        elif not isinstance(k, _BASIC) and not hasattr(k, "dtype"):
+            raise IndexError(
+                "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices "
+                f"(got {type(k).__name__})"
+            )
+        if isinstance(k, _BASIC) and not isinstance(k, bool):
+            if isinstance(k, slice) and k.step is not None and k.step <= 0:
+                raise ValueError("step must be greater than zero")
+            converted.append(k)
+            continue
+        basic = False
+        if k.dtype == bool:
+            converted.extend(k.nonzero())
+        else:
+            converted.append(k)
+    key = tuple(converted)
+    if basic and not any(k is Ellipsis for k in key):
+        key = key + (Ellipsis,)  # an all-integer index then gives a 0-d view, not a copied scalar
+    return key, basic
+
+
+def _index_error(exc: IndexError, data=None) -> IndexError:
+    message = str(exc)
+    if message.startswith("too many indices") and data is not None:
+        return IndexError(f"too many indices for tensor of dimension {data.ndim}")
+    return IndexError(message.replace("axis", "dimension"))
+
+
+def _expand_error(region: tuple, value_shape: tuple) -> RuntimeError:
+    """PyTorch's message when a value does not broadcast to the indexed region."""
+    n = len(region)
+    padded = (1,) * (n - len(value_shape)) + tuple(value_shape) if len(value_shape) <= n else tuple(value_shape)
+    for i, (want, have) in enumerate(zip(region, padded[-n:] if n else ())):
+        if have != 1 and have != want:
+            return RuntimeError(
+                f"The expanded size of the tensor ({want}) must match the existing size ({have}) at non-singleton "
+                f"dimension {i}.  Target sizes: {list(region)}.  Tensor sizes: {list(value_shape)}"
+            )
+    return RuntimeError(
+        f"shape mismatch: value tensor of shape {list(value_shape)} cannot be broadcast to indexing result of "
+        f"shape {list(region)}"
+    )
+
+
+class Index(Function):
+    node_name = "IndexBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, key):
+        ctx.input_shape, ctx.key = x.shape, key
+        try:
+            return x._data[key]
+        except IndexError as exc:
+            raise _index_error(exc, x._data) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return IndexBackward.apply(grad, ctx.key, ctx.input_shape), None
+
+
+class BasicIndex(Index):
+    node_name = "SliceBackward0"
+    is_view = True
+
+    @staticmethod
+    def write_back(base, new_value, key):
+        return IndexPut.apply(base, new_value, key)
+
+
+class SelectIndex(BasicIndex):
+    node_name = "SelectBackward0"
+
+
+class IndexBackward(Function):
+    """Scatters a gradient into zeros of the input's shape (adding where an index repeats)."""
+
+    node_name = "IndexPutBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, grad, key, shape):
+        ctx.key = key
+        data = grad._data
+        out = array_module(data).zeros(shape, dtype=data.dtype)
+        if any(hasattr(k, "dtype") for k in key):
+            backend_of(out).scatter_add(out, key, data)
+        else:
+            out[key] = data
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Index.apply(grad, ctx.key), None, None
+
+
+def index(input, key):
+    """Returns ``input[key]``: a view for ints, slices, None and Ellipsis; a copy for index tensors."""
+    key, basic = normalize_key(key, input._data)
+    if basic:
+        cls = SelectIndex if len(key) == 2 and isinstance(key[0], int) else BasicIndex
+        out = cls.apply(input, key)
+    else:
+        out = Index.apply(input, key)
+    return out
+
+
+class IndexPut(Function):
+    """``out = base.clone(); out[key] = value`` as one differentiable op (the history of ``base[key] = value``)."""
+
+    node_name = "IndexPutBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, base, value, key):
+        out = base._data.copy()
+        value_data = value._data if isinstance(value, Tensor) else value
+        try:
+            out[key] = value_data
+        except ValueError:
+            raise _expand_error(base._data[key].shape, tuple(getattr(value, "shape", ()))) from None
+        except IndexError as exc:
+            raise _index_error(exc, base._data) from None
+        ctx.key = key
+        ctx.value_meta = (value.shape, value.dtype) if isinstance(value, Tensor) else None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        g_base = IndexPut.apply(grad, 0.0, ctx.key) if ctx.needs_input_grad[0] else None
+        g_value = None
+        if ctx.needs_input_grad[1]:
+            g_value = reduce_grad(Index.apply(grad, ctx.key), *ctx.value_meta)
+        return g_base, g_value, None
+
+
+def index_put(input, key, value):
+    """Returns a copy of ``input`` with ``input[key] = value`` (normalizes the key first)."""
+    key, _ = normalize_key(key, input._data)
+    return IndexPut.apply(input, value, key)
+
+
+def narrow(input, dim: int, start: int, length: int):
+    """Returns the view ``input[..., start:start+length, ...]`` along ``dim``."""
+    d = normalize_dim(dim, input.ndim)
+    size = input.shape[d]
+    if start < 0:
+        start += size
+    if start < 0 or start + length > size or length < 0:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
+    key = (slice(None),) * d + (slice(start, start + length),)
+    return index(input, key)
+
+
+def select(input, dim: int, idx: int):
+    """Returns the view of ``input`` at index ``idx`` of ``dim`` (that dim removed)."""
+    d = normalize_dim(dim, input.ndim)
+    size = input.shape[d]
+    if not -size <= idx < size:
+        raise IndexError(f"select(): index {idx} out of range for tensor of size {list(input.shape)} at dimension {d}")
+    return index(input, (slice(None),) * d + (idx,))
+
+
+def nonzero(input, *, as_tuple: bool = False):
+    """Returns the indices of non-zero elements: an (n, ndim) tensor, or one tensor per dim with ``as_tuple``."""
+    data = input._data
+    xp = array_module(data)
+    idx = xp.nonzero(data) if data.ndim else xp.nonzero(data.reshape(1))
+    if as_tuple:
+        return tuple(make_tensor(i.astype("int64")) for i in idx)
+    return make_tensor(xp.stack(idx, axis=1).astype("int64") if idx else xp.zeros((0, 0), dtype="int64"))
+
+
+class PutAlongDim(Function):
+    """Places a gradient at the selected indices of zeros (the backward of max/min along a dim)."""
+
+    node_name = "ValueSelectingReductionBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, grad, dim, indices, shape):
+        data = grad._data
+        xp = array_module(data)
+        work_shape = shape or (1,)
+        out = xp.zeros(work_shape, dtype=data.dtype)
+        xp.put_along_axis(out, indices, data.reshape(indices.shape), axis=dim)
+        ctx.dim, ctx.indices, ctx.grad_shape = dim, indices, grad.shape
+        return out.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return GatherAlongDim.apply(grad, ctx.dim, ctx.indices, ctx.grad_shape), None, None, None
+
+
+class GatherAlongDim(Function):
+    node_name = "GatherBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dim, indices, out_shape):
+        data = x._data
+        ctx.dim, ctx.indices, ctx.shape = dim, indices, x.shape
+        return array_module(data).take_along_axis(data.reshape(data.shape or (1,)), indices, axis=dim).reshape(out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return PutAlongDim.apply(grad, ctx.dim, ctx.indices, ctx.shape), None, None, None
+
+
+def gather_backward(grad, dim: int, indices, shape: tuple):
+    """Returns zeros of ``shape`` holding ``grad`` at ``indices`` along ``dim``."""
+    return PutAlongDim.apply(grad, dim, indices, shape)
+
+
+def masked_fill(input, mask, value):
+    """Returns ``input`` with ``value`` where ``mask`` is True."""
+    from .elementwise import where
+
+    if not isinstance(mask, Tensor) or mask.dtype.name != "bool":
+        raise RuntimeError("masked_fill_ only supports boolean masks")
+    if not isinstance(value, Tensor):
+        value = make_tensor(array_module(input._data).asarray(value, dtype=input.dtype.numpy))
+    return where(mask, value.to(input.dtype), input)
+
+
+def assign(data, key, value) -> None:
+    """Writes ``value`` into ``data[key]`` with PyTorch's error messages."""
+    try:
+        data[key] = value
+    except ValueError:
+        raise _expand_error(data[key].shape, tuple(getattr(value, "shape", ()))) from None
+    except IndexError as exc:
+        raise _index_error(exc, data) from None

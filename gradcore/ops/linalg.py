@@ -1,0 +1,166 @@
+"""Matrix products: mm, matmul (1-d, 2-d and batched with broadcasting), bmm, dot."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ._util import Tensor, array_module, reduce_grad, check_same_device
+
+__all__ = ["mm", "matmul", "bmm", "dot"]
+
+_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int", "int32": "int"}
+
+
+def _check_dtypes(a: Tensor, b: Tensor, names=("m1", "m2")) -> None:
+    if a.dtype is not b.dtype:
+        raise RuntimeError(
+            f"expected {names[0]} and {names[1]} to have the same dtype, but got: "
+            f"{_NAMES.get(a.dtype.name, a.dtype.name)} != {_NAMES.get(b.dtype.name, b.dtype.name)}"
+        )
+
+
+def _check_operands(name: str, a, b) -> None:
+    for pos, (arg, x) in enumerate((("input", a), ("mat2" if name in ("mm", "bmm") else "other", b))):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}(): argument '{arg}' (position {pos + 1}) must be Tensor, not {type(x).__name__}")
+    check_same_device(a, b)
+
+
+class Mm(Function):
+    node_name = "MmBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, a, b):
+        needs = ctx.needs_input_grad
+        if needs[0] or needs[1]:
+            ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
+        return a._data @ b._data
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        ga = grad.mm(b.t()) if ctx.needs_input_grad[0] else None
+        gb = a.t().mm(grad) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+def mm(input, mat2):
+    """Returns the product of two matrices (2-d tensors)."""
+    _check_operands("mm", input, mat2)
+    if input.ndim != 2:
+        raise RuntimeError(f"self must be a matrix (got a {input.ndim}-D tensor of shape {list(input.shape)})")
+    if mat2.ndim != 2:
+        raise RuntimeError(f"mat2 must be a matrix (got a {mat2.ndim}-D tensor of shape {list(mat2.shape)})")
+    (n, k), (k2, m) = input.shape, mat2.shape
+    if k != k2:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
+    _check_dtypes(input, mat2, ("m1", "m2"))
+    return Mm.apply(input, mat2)
+
+
+class Matmul(Function):
+    node_name = "MatmulBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.meta = ((a.shape, a.dtype), (b.shape, b.dtype))
+        needs = ctx.needs_input_grad
+        if needs[0] or needs[1]:
+            ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
+        return array_module(a._data).matmul(a._data, b._data)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        (shape_a, dtype_a), (shape_b, dtype_b) = ctx.meta
+        ga = gb = None
+        if len(shape_a) == 1 and len(shape_b) == 1:
+            ga = grad * b if ctx.needs_input_grad[0] else None
+            gb = grad * a if ctx.needs_input_grad[1] else None
+            return ga, gb
+        # Give 1-d operands their matrix shape, then the gradient is that of a (batched) matrix product.
+        g = grad
+        if len(shape_a) == 1:
+            g = g.unsqueeze(-2)
+        if len(shape_b) == 1:
+            g = g.unsqueeze(-1)
+        if ctx.needs_input_grad[0]:
+            b2 = b.unsqueeze(-1) if len(shape_b) == 1 else b
+            ga = g.matmul(b2.transpose(-1, -2))
+            if len(shape_a) == 1:
+                ga = ga.squeeze(-2)
+            ga = reduce_grad(ga, shape_a, dtype_a)
+        if ctx.needs_input_grad[1]:
+            a2 = a.unsqueeze(-2) if len(shape_a) == 1 else a
+            gb = a2.transpose(-1, -2).matmul(g)
+            if len(shape_b) == 1:
+                gb = gb.squeeze(-1)
+            gb = reduce_grad(gb, shape_b, dtype_b)
+        return ga, gb
+
+
+def _matmul_shape_error(a: Tensor, b: Tensor) -> RuntimeError:
+    sa, sb = a.shape, b.shape
+    if len(sa) == 1 and len(sb) == 1:
+        return RuntimeError(
+            f"inconsistent tensor size, expected tensor [{sa[0]}] and src [{sb[0]}] to have the same number of "
+            f"elements, but got {sa[0]} and {sb[0]} elements respectively"
+        )
+    rows_a = sa[-2] if len(sa) > 1 else 1
+    cols_b = sb[-1] if len(sb) > 1 else 1
+    inner_b = sb[-2] if len(sb) > 1 else sb[0]
+    return RuntimeError(
+        f"mat1 and mat2 shapes cannot be multiplied ({rows_a}x{sa[-1]} and {inner_b}x{cols_b}) "
+        f"(operand shapes {list(sa)} and {list(sb)})"
+    )
+
+
+def matmul(input, other):
+    """Matrix product with NumPy's rules: dot for 1-d, matrix product for 2-d, broadcast batches beyond."""
+    _check_operands("matmul", input, other)
+    if input.ndim == 0 or other.ndim == 0:
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {input.ndim}D and {other.ndim}D"
+        )
+    inner_b = other.shape[-2] if other.ndim > 1 else other.shape[0]
+    if input.shape[-1] != inner_b:
+        raise _matmul_shape_error(input, other)
+    if input.ndim > 2 or other.ndim > 2:
+        from ._util import broadcast_shapes
+
+        try:
+            broadcast_shapes(input.shape[:-2], other.shape[:-2])
+        except RuntimeError as exc:
+            raise RuntimeError(f"matmul: batch dimensions of {list(input.shape)} and {list(other.shape)} "
+                               f"do not broadcast: {exc}") from None
+    _check_dtypes(input, other, ("m1", "m2"))
+    if input.ndim == 2 and other.ndim == 2:
+        return Mm.apply(input, other)
+    return Matmul.apply(input, other)
+
+
+def bmm(input, mat2):
+    """Batched matrix product of two 3-d tensors with equal batch sizes."""
+    _check_operands("bmm", input, mat2)
+    if input.ndim != 3 or mat2.ndim != 3:
+        raise RuntimeError(f"batch1 and batch2 must be 3D tensors, got {input.ndim}D and {mat2.ndim}D")
+    if input.shape[0] != mat2.shape[0] or input.shape[2] != mat2.shape[1]:
+        raise RuntimeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: [{input.shape[0]}, {input.shape[2]}] "
+            f"but got: [{mat2.shape[0]}, {mat2.shape[1]}]."
+        )
+    _check_dtypes(input, mat2, ("m1", "m2"))
+    return Matmul.apply(input, mat2)
+
+
+def dot(input, other):
+    """Returns the dot product of two 1-d tensors."""
+    _check_operands("dot", input, other)
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
+    if input.shape != other.shape:
+        raise _matmul_shape_error(input, other)
+    _check_dtypes(input, other, ("self", "tensor"))
+    return Matmul.apply(input, other)

@@ -1,0 +1,426 @@
+"""Reductions: sum, mean, max/min (with and without dim), amax/amin, var/std, logsumexp, argmax/argmin."""
+from __future__ import annotations
+
+import builtins
+import collections
+
+from .. import _dtypes
+from ..autograd.function import Function
+from ._util import Tensor, array_module, make_tensor, normalize_dim, normalize_dims
+
+__all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "argmax", "argmin",
+           "all", "any", "prod"]
+
+
+
+def _expand_back(grad: Tensor, input_shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
+    """Broadcasts the gradient of a reduction back over the reduced dims."""
+    if not keepdim and dims:
+        shape = list(input_shape)
+        for d in dims:
+            shape[d] = 1
+        grad = grad.reshape(tuple(shape))
+    return grad.expand(input_shape)
+
+
+def _count(shape: tuple, dims: tuple) -> int:
+    n = 1
+    for d in dims:
+        n *= shape[d]
+    return n
+
+
+class Sum(Function):
+    node_name = "SumBackward1"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, dtype):
+        ctx.input_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        data = x._data
+        if dtype is None and not x.dtype.is_floating_point:
+            dtype = _dtypes.int64
+        return data.sum(axis=dims, keepdims=keepdim, dtype=None if dtype is None else dtype.numpy)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _expand_back(grad, ctx.input_shape, ctx.dims, ctx.keepdim), None, None, None
+
+
+class SumAll(Sum):
+    node_name = "SumBackward0"
+
+
+def sum(input, dim=None, keepdim: bool = False, *, dtype=None):
+    """Returns the sum over ``dim`` (all elements when None)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"sum(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    dims = normalize_dims(dim, input.ndim)
+    if dim is None:
+        return SumAll.apply(input, dims, False, dtype)
+    return Sum.apply(input, dims, keepdim, dtype)
+
+
+class Mean(Function):
+    node_name = "MeanBackward1"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.input_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        ctx.count = _count(x.shape, dims)
+        return x._data.mean(axis=dims, keepdims=keepdim) if x._data.size else \
+            array_module(x._data).full(_reduced_shape(x.shape, dims, keepdim), float("nan"), dtype=x._data.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _expand_back(grad / ctx.count, ctx.input_shape, ctx.dims, ctx.keepdim), None, None
+
+
+class MeanAll(Mean):
+    node_name = "MeanBackward0"
+
+
+def _reduced_shape(shape, dims, keepdim):
+    if keepdim:
+        return tuple(1 if i in dims else s for i, s in enumerate(shape))
+    return tuple(s for i, s in enumerate(shape) if i not in dims)
+
+
+def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
+    """Returns the mean over ``dim`` (all elements when None); needs a floating point input."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. "
+            f"Got: {input.dtype.legacy_name}"
+        )
+    dims = normalize_dims(dim, input.ndim)
+    if dim is None:
+        return MeanAll.apply(input, dims, False)
+    return Mean.apply(input, dims, keepdim)
+
+
+class Amax(Function):
+    """amax/amin, and max()/min() without dim: the gradient is shared evenly among tied extremes."""
+
+    node_name = "AmaxBackward0"
+    builtin = True
+    largest = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        data = x._data
+        empty_dims = [d for d in dims if data.shape[d] == 0]
+        if empty_dims or (data.size == 0 and not dims):
+            if len(dims) == data.ndim:
+                raise RuntimeError(
+                    "max(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim "
+                    "with the 'dim' argument."
+                )
+            raise IndexError(f"amax(): Expected reduction dim {empty_dims[0]} to have non-zero size.")
+        reduce = data.max if ctx._forward_cls.largest else data.min
+        out = reduce(axis=dims, keepdims=True)
+        ctx.input_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        if builtins.any(ctx.needs_input_grad):
+            ctx.save_for_backward((data == out))
+        return out if keepdim else out.reshape(_reduced_shape(x.shape, dims, False))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (is_extreme,) = ctx.saved_tensors
+        share = is_extreme / is_extreme.sum(axis=ctx.dims, keepdims=True)
+        g = _expand_back(grad, ctx.input_shape, ctx.dims, ctx.keepdim)
+        return g * make_tensor(share.astype(grad.dtype.numpy)), None, None
+
+
+class Amin(Amax):
+    node_name = "AminBackward0"
+    largest = False
+
+
+class MaxAll(Amax):
+    node_name = "MaxBackward1"
+
+
+class MinAll(Amax):
+    node_name = "MinBackward1"
+    largest = False
+
+
+def amax(input, dim=(), keepdim: bool = False):
+    """Returns the maximum over ``dim`` (all dims when empty)."""
+    dims = normalize_dims(None if dim == () else dim, input.ndim)
+    return Amax.apply(input, dims, keepdim)
+
+
+def amin(input, dim=(), keepdim: bool = False):
+    """Returns the minimum over ``dim`` (all dims when empty)."""
+    dims = normalize_dims(None if dim == () else dim, input.ndim)
+    return Amin.apply(input, dims, keepdim)
+
+
+_MaxResult = collections.namedtuple("max", ["values", "indices"])
+_MinResult = collections.namedtuple("min", ["values", "indices"])
+
+
+class MaxDim(Function):
+    """max/min along one dim: values and indices; the gradient goes to the selected index."""
+
+    node_name = "MaxBackward0"
+    builtin = True
+    largest = True
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim):
+        data = x._data
+        xp = array_module(data)
+        if data.ndim == 0:
+            data = data.reshape(1)
+        if data.shape[dim] == 0:
+            raise IndexError(
+                f"max(): Expected reduction dim {dim} to have non-zero size."
+            )
+        indices = (xp.argmax if ctx._forward_cls.largest else xp.argmin)(data, axis=dim)
+        indices = xp.expand_dims(indices, dim)
+        values = xp.take_along_axis(data, indices, axis=dim)
+        ctx.input_shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
+        ctx.indices = indices  # a private array: no version to check
+        if not keepdim or x.ndim == 0:
+            values = values.reshape(_reduced_shape(x.shape, (dim,), False) if x.ndim else ())
+            indices = indices.reshape(values.shape)
+        ctx.mark_non_differentiable(indices)
+        return values, indices.astype(_dtypes.int64.numpy, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad, grad_indices):
+        indices = ctx.indices
+        from .indexing import gather_backward
+
+        g = grad if ctx.keepdim or not ctx.input_shape else grad.unsqueeze(ctx.dim)
+        return gather_backward(g, ctx.dim, indices, ctx.input_shape), None, None
+
+
+class MinDim(MaxDim):
+    node_name = "MinBackward0"
+    largest = False
+
+
+def _extreme(input, dim, keepdim, other, largest: bool):
+    if isinstance(dim, Tensor):
+        other, dim = dim, None
+    if other is not None:
+        from .elementwise import maximum, minimum
+
+        return maximum(input, other) if largest else minimum(input, other)
+    if dim is None:
+        return (MaxAll if largest else MinAll).apply(input, normalize_dims(None, input.ndim), False)
+    d = normalize_dim(dim, input.ndim)
+    values, indices = (MaxDim if largest else MinDim).apply(input, d, keepdim)
+    return (_MaxResult if largest else _MinResult)(values, indices)
+
+
+def max(input, dim=None, keepdim: bool = False, *, other=None):
+    """Returns the maximum of all elements, or (values, indices) along ``dim``, or ``maximum(input, other)``."""
+    return _extreme(input, dim, keepdim, other, largest=True)
+
+
+def min(input, dim=None, keepdim: bool = False, *, other=None):
+    """Returns the minimum of all elements, or (values, indices) along ``dim``, or ``minimum(input, other)``."""
+    return _extreme(input, dim, keepdim, other, largest=False)
+
+
+class Var(Function):
+    node_name = "VarBackward0"
+    builtin = True
+    take_sqrt = False
+
+    @staticmethod
+    def forward(ctx, x, dims, correction, keepdim):
+        data = x._data
+        xp = array_module(data)
+        n = _count(x.shape, dims)
+        mean_ = data.mean(axis=dims, keepdims=True) if data.size else data.sum(axis=dims, keepdims=True)
+        centered = data - mean_
+        divisor = n - correction
+        with _errstate(xp):
+            out = (centered * centered).sum(axis=dims, keepdims=keepdim) / builtins.max(divisor, 0)
+            if ctx._forward_cls.take_sqrt:
+                out = xp.sqrt(out)
+        out = xp.asarray(out, dtype=data.dtype)
+        ctx.input_shape, ctx.dims, ctx.keepdim, ctx.divisor = x.shape, dims, keepdim, divisor
+        ctx.save_for_backward(x, out if ctx._forward_cls.take_sqrt else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        centered = x - x.mean(dim=ctx.dims, keepdim=True)
+        if ctx._forward_cls.take_sqrt:
+            scale = grad / (out * ctx.divisor)
+        else:
+            scale = grad * (2.0 / ctx.divisor)
+        return _expand_back(scale, ctx.input_shape, ctx.dims, ctx.keepdim) * centered, None, None, None
+
+
+class Std(Var):
+    node_name = "StdBackward0"
+    take_sqrt = True
+
+
+class _errstate:
+    def __init__(self, xp) -> None:
+        self.inner = xp.errstate(all="ignore") if hasattr(xp, "errstate") else None
+
+    def __enter__(self):
+        if self.inner is not None:
+            self.inner.__enter__()
+
+    def __exit__(self, *exc):
+        if self.inner is not None:
+            self.inner.__exit__(*exc)
+
+
+def _correction(unbiased, correction) -> float:
+    if correction is not None:
+        if unbiased is not None:
+            raise RuntimeError("var: can't pass both unbiased and correction")
+        return correction
+    if unbiased is None:
+        return 1
+    return 1 if unbiased else 0
+
+
+def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    """Returns the variance over ``dim`` (Bessel's correction unless ``unbiased=False`` or ``correction=0``)."""
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"std and var only support floating point and complex dtypes, got {input.dtype.legacy_name}")
+    dims = normalize_dims(dim, input.ndim)
+    return Var.apply(input, dims, _correction(unbiased, correction), keepdim)
+
+
+def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    """Returns the standard deviation over ``dim`` (Bessel's correction by default)."""
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"std and var only support floating point and complex dtypes, got {input.dtype.legacy_name}")
+    dims = normalize_dims(dim, input.ndim)
+    return Std.apply(input, dims, _correction(unbiased, correction), keepdim)
+
+
+class LogSumExp(Function):
+    node_name = "LogsumexpBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        data = x._data
+        xp = array_module(data)
+        if not x.dtype.is_floating_point:
+            data = data.astype(_dtypes.get_default_dtype().numpy)
+        if data.size == 0:
+            out = xp.full(_reduced_shape(x.shape, dims, True), -xp.inf, dtype=data.dtype)
+        else:
+            peak = data.max(axis=dims, keepdims=True)
+            peak = xp.where(xp.isfinite(peak), peak, 0)  # all -inf (or inf) rows: keep the plain formula
+            with _errstate(xp):
+                out = xp.log(xp.exp(data - peak).sum(axis=dims, keepdims=True)) + peak
+        ctx.input_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        result = out if keepdim else out.reshape(_reduced_shape(x.shape, dims, False))
+        ctx.save_for_backward(x, result)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        from .elementwise import exp
+
+        g = _expand_back(grad, ctx.input_shape, ctx.dims, ctx.keepdim)
+        return g * exp(x - _expand_back(out, ctx.input_shape, ctx.dims, ctx.keepdim)), None, None
+
+
+def logsumexp(input, dim, keepdim: bool = False):
+    """Returns log(sum(exp(input))) over ``dim``, computed without overflow."""
+    dims = normalize_dims(dim, input.ndim)
+    return LogSumExp.apply(input, dims, keepdim)
+
+
+def _arg_extreme(input, dim, keepdim, largest: bool):
+    data = input._data
+    xp = array_module(data)
+    fn = xp.argmax if largest else xp.argmin
+    if data.size == 0:
+        raise RuntimeError(f"{'argmax' if largest else 'argmin'}(): Expected reduction dim to be specified for input.numel() == 0.")
+    if dim is None:
+        out = fn(data.reshape(-1))
+        if keepdim:
+            out = xp.asarray(out).reshape((1,) * data.ndim)
+        return make_tensor(xp.asarray(out, dtype=_dtypes.int64.numpy))
+    d = normalize_dim(dim, input.ndim)
+    if data.ndim == 0:
+        return make_tensor(xp.zeros((), dtype=_dtypes.int64.numpy))
+    out = fn(data, axis=d)
+    if keepdim:
+        out = xp.expand_dims(out, d)
+    return make_tensor(xp.asarray(out, dtype=_dtypes.int64.numpy))
+
+
+def argmax(input, dim=None, keepdim: bool = False):
+    """Returns the index of the maximum (over the flattened tensor when ``dim`` is None)."""
+    return _arg_extreme(input, dim, keepdim, True)
+
+
+def argmin(input, dim=None, keepdim: bool = False):
+    """Returns the index of the minimum (over the flattened tensor when ``dim`` is None)."""
+    return _arg_extreme(input, dim, keepdim, False)
+
+
+def all(input, dim=None, keepdim: bool = False):
+    """Returns True where all elements (over ``dim``) are non-zero."""
+    dims = normalize_dims(dim, input.ndim)
+    return make_tensor(array_module(input._data).asarray(input._data.astype(bool).all(axis=dims, keepdims=keepdim)))
+
+
+def any(input, dim=None, keepdim: bool = False):
+    """Returns True where any element (over ``dim``) is non-zero."""
+    dims = normalize_dims(dim, input.ndim)
+    return make_tensor(array_module(input._data).asarray(input._data.astype(bool).any(axis=dims, keepdims=keepdim)))
+
+
+class Prod(Function):
+    node_name = "ProdBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.input_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        ctx.save_for_backward(x)
+        data = x._data
+        dtype = None if x.dtype.is_floating_point else _dtypes.int64.numpy
+        return data.prod(axis=dims, keepdims=keepdim, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        # Product of the other elements, without dividing (exact with zeros): exclusive cumulative products.
+        xp = array_module(x._data)
+        data = x._data
+        moved = xp.moveaxis(data, ctx.dims, tuple(range(len(ctx.dims)))) if ctx.dims else data[None]
+        flat = moved.reshape((-1,) + moved.shape[len(ctx.dims):]) if ctx.dims else moved
+        ones = xp.ones((1,) + flat.shape[1:], dtype=flat.dtype)
+        before = xp.cumprod(xp.concatenate([ones, flat[:-1]]), axis=0)
+        after = xp.flip(xp.cumprod(xp.concatenate([ones, xp.flip(flat, 0)[:-1]]), axis=0), 0)
+        others = (before * after).reshape(moved.shape)
+        others = xp.moveaxis(others, tuple(range(len(ctx.dims))), ctx.dims) if ctx.dims else others[0]
+        g = _expand_back(grad, ctx.input_shape, ctx.dims, ctx.keepdim)
+        return g * make_tensor(others), None, None
+
+
+def prod(input, dim=None, keepdim: bool = False):
+    """Returns the product over ``dim`` (all elements when None)."""
+    dims = normalize_dims(dim, input.ndim)
+    return Prod.apply(input, dims, keepdim)

@@ -1,0 +1,458 @@
+"""Shape ops: views that share memory with their input (view, transpose, permute, ...), and concatenation."""
+from __future__ import annotations
+
+import math
+
+from ..autograd.function import Function
+from ._util import Tensor, array_module, make_tensor, normalize_dim, result_type, check_same_device
+
+__all__ = ["view", "reshape", "flatten", "transpose", "t", "permute", "unsqueeze", "squeeze", "expand",
+           "sum_to_size", "cat", "stack", "broadcast_shapes_or_none", "broadcast_to", "contiguous", "unbind",
+           "split", "chunk", "movedim"]
+
+
+def _infer_shape(shape: tuple, numel: int) -> tuple:
+    """Resolves one -1 in a target shape and checks that the element count matches."""
+    shape = tuple(shape)
+    for s in shape:
+        if not isinstance(s, int) or isinstance(s, bool):
+            raise TypeError(f"shape must be a sequence of ints, but got an element of type {type(s).__name__}")
+    unknown = [i for i, s in enumerate(shape) if s == -1]
+    if len(unknown) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    if any(s < -1 for s in shape):
+        raise RuntimeError(f"invalid shape dimension {min(shape)}")
+    known = math.prod(s for s in shape if s != -1)
+    if unknown:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = shape[:unknown[0]] + (numel // known,) + shape[unknown[0] + 1:]
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return shape
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+class View(Function):
+    node_name = "ViewBackward0"
+    builtin = True
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.shape
+        data = x._data
+        shape = _infer_shape(shape, data.size)
+        try:
+            return array_module(data).reshape(data, shape, copy=False)
+        except (ValueError, AttributeError, TypeError):
+            raise RuntimeError(
+                f"view size is not compatible with input tensor's size and stride (at least one dimension spans "
+                f"across two contiguous subspaces). Use .reshape(...) instead. (input shape {list(x.shape)}, "
+                f"requested {list(shape)})"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.input_shape), None
+
+    @staticmethod
+    def write_back(base, new_value, shape):
+        return new_value.reshape(base.shape)
+
+
+class Reshape(Function):
+    """reshape that copies: used only when no view of the input has the requested shape."""
+
+    node_name = "CloneBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.shape
+        return array_module(x._data).reshape(x._data.copy(), shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.input_shape), None
+
+
+def view(input, *shape):
+    """Returns a tensor over the same memory with another shape (fails if no such view exists)."""
+    shape = _shape_arg(shape)
+    if len(shape) == 1 and not isinstance(shape[0], int) and hasattr(shape[0], "numpy"):
+        raise TypeError("view(dtype) is not supported")
+    return View.apply(input, shape)
+
+
+def reshape(input, *shape):
+    """Returns a tensor with the given shape: a view when possible, else a copy."""
+    shape = _infer_shape(_shape_arg(shape), input._data.size)
+    if shape == input.shape:
+        return View.apply(input, shape)
+    data = input._data
+    try:
+        array_module(data).reshape(data, shape, copy=False)
+    except (ValueError, AttributeError, TypeError):
+        return Reshape.apply(input, shape)
+    return View.apply(input, shape)
+
+
+def flatten(input, start_dim: int = 0, end_dim: int = -1):
+    """Flattens dims ``start_dim`` .. ``end_dim`` into one."""
+    if input.ndim == 0:
+        return reshape(input, (1,))
+    start = normalize_dim(start_dim, input.ndim)
+    end = normalize_dim(end_dim, input.ndim)
+    if start > end:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = input.shape
+    new_shape = shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:]
+    return reshape(input, new_shape)
+
+
+class Permute(Function):
+    node_name = "PermuteBackward0"
+    builtin = True
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return array_module(x._data).transpose(x._data, dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inverse = [0] * len(ctx.dims)
+        for i, d in enumerate(ctx.dims):
+            inverse[d] = i
+        return grad.permute(tuple(inverse)), None
+
+    @staticmethod
+    def write_back(base, new_value, dims):
+        inverse = [0] * len(dims)
+        for i, d in enumerate(dims):
+            inverse[d] = i
+        return new_value.permute(tuple(inverse))
+
+
+class Transpose(Function):
+    node_name = "TransposeBackward0"
+    builtin = True
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, x, dim0, dim1):
+        ctx.dims = (dim0, dim1)
+        return array_module(x._data).swapaxes(x._data, dim0, dim1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.transpose(*ctx.dims), None, None
+
+    @staticmethod
+    def write_back(base, new_value, dim0, dim1):
+        return new_value.transpose(dim0, dim1)
+
+
+class TransposeMatrix(Transpose):
+    node_name = "TBackward0"
+
+
+def permute(input, *dims):
+    """Returns a view with the dims reordered."""
+    dims = _shape_arg(dims)
+    if len(dims) != input.ndim:
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of the "
+            f"desired ordering of dimensions i.e. input.dim() = {input.ndim} is not equal to len(dims) = {len(dims)}"
+        )
+    dims = tuple(normalize_dim(d, input.ndim) for d in dims)
+    if len(set(dims)) != len(dims):
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return Permute.apply(input, dims)
+
+
+def transpose(input, dim0: int, dim1: int):
+    """Returns a view with two dims swapped."""
+    if input.ndim == 0:
+        normalize_dim(dim0, 0), normalize_dim(dim1, 0)
+        return View.apply(input, ())
+    d0, d1 = normalize_dim(dim0, input.ndim), normalize_dim(dim1, input.ndim)
+    return Transpose.apply(input, d0, d1)
+
+
+def t(input):
+    """Transposes a tensor of at most 2 dims."""
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
+    if input.ndim < 2:
+        return View.apply(input, input.shape)
+    return TransposeMatrix.apply(input, 0, 1)
+
+
+def movedim(input, source: int, destination: int):
+    """Moves one dim to another position."""
+    n = input.ndim
+    src, dst = normalize_dim(source, n), normalize_dim(destination, n)
+    order = [d for d in range(n) if d != src]
+    order.insert(dst, src)
+    return permute(input, tuple(order))
+
+
+def unsqueeze(input, dim: int):
+    """Returns a view with a dim of size one inserted at ``dim``."""
+    d = normalize_dim(dim, input.ndim + 1)
+    shape = input.shape
+    return View.apply(input, shape[:d] + (1,) + shape[d:])
+
+
+def squeeze(input, dim=None):
+    """Returns a view without the dims of size one (or only ``dim``, when it has size one)."""
+    shape = input.shape
+    if dim is None:
+        new = tuple(s for s in shape if s != 1)
+    else:
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {normalize_dim(d, input.ndim) for d in dims}
+        new = tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1))
+    return View.apply(input, new)
+
+
+class Expand(Function):
+    node_name = "ExpandBackward0"
+    builtin = True
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.shape
+        return array_module(x._data).broadcast_to(x._data, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return sum_to_size(grad, ctx.input_shape), None
+
+    @staticmethod
+    def write_back(base, new_value, shape):
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor refers to a single memory "
+            "location. Please clone() the tensor before performing the operation."
+        )
+
+
+def expand(input, *sizes):
+    """Returns a broadcast view with the given sizes (-1 keeps a size); no memory is copied."""
+    sizes = _shape_arg(sizes)
+    shape = input.shape
+    if len(sizes) < len(shape):
+        raise RuntimeError(
+            f"expand(torch.FloatTensor{{{list(shape)}}}, size={list(sizes)}): the number of sizes provided "
+            f"({len(sizes)}) must be greater or equal to the number of dimensions in the tensor ({len(shape)})"
+        )
+    padded = (1,) * (len(sizes) - len(shape)) + shape
+    out = []
+    for i, (want, have) in enumerate(zip(sizes, padded)):
+        if want == -1:
+            if i < len(sizes) - len(shape):
+                raise RuntimeError(f"The expanded size of the tensor (-1) isn't allowed in a leading, non-existing dimension {i}")
+            want = have
+        elif have != 1 and want != have:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({want}) must match the existing size ({have}) at non-singleton "
+                f"dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}"
+            )
+        out.append(want)
+    out = tuple(out)
+    if out == shape:
+        return View.apply(input, shape)
+    return Expand.apply(input, out)
+
+
+def broadcast_to(input, shape):
+    """Same as ``expand`` with a full shape."""
+    return expand(input, tuple(shape))
+
+
+def broadcast_shapes_or_none(target: tuple, shape: tuple):
+    """Returns the broadcast of the two shapes, or None when they do not broadcast."""
+    n = max(len(target), len(shape))
+    pa = (1,) * (n - len(target)) + tuple(target)
+    pb = (1,) * (n - len(shape)) + tuple(shape)
+    out = []
+    for x, y in zip(pa, pb):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None
+    return tuple(out)
+
+
+class SumToSize(Function):
+    """Sums a broadcast gradient back to a smaller shape (the backward of broadcasting)."""
+
+    node_name = "SumToSizeBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.shape
+        data = x._data
+        lead = data.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, s in enumerate(shape) if s == 1 and data.shape[lead + i] != 1
+        )
+        out = data.sum(axis=axes, keepdims=True) if axes else data
+        return out.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.expand(ctx.input_shape), None
+
+
+def sum_to_size(input, *shape):
+    """Returns ``input`` summed over the dims where ``shape`` has size one (or lacks the dim)."""
+    shape = _shape_arg(shape)
+    if input.shape == shape:
+        return input
+    return SumToSize.apply(input, shape)
+
+
+class Contiguous(Function):
+    node_name = "CloneBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        return array_module(x._data).ascontiguousarray(x._data)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def contiguous(input):
+    """Returns the tensor itself when its memory is contiguous, else a contiguous copy."""
+    if input.is_contiguous():
+        return input
+    return Contiguous.apply(input)
+
+
+class Cat(Function):
+    node_name = "CatBackward0"
+    builtin = True
+    operands = -1
+
+    @staticmethod
+    def forward(ctx, *tensors, dim):
+        dtype = result_type(*tensors)
+        arrays = [t._data if t._data.dtype == dtype.numpy else t._data.astype(dtype.numpy) for t in tensors]
+        ctx.dim = dim
+        ctx.sizes = [t.shape[dim] if t.ndim else 0 for t in tensors]
+        ctx.meta = [(t.shape, t.dtype) for t in tensors]
+        return array_module(arrays[0]).concatenate(arrays, axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grads = []
+        start = 0
+        for i, (size, (shape, dtype)) in enumerate(zip(ctx.sizes, ctx.meta)):
+            if ctx.needs_input_grad[i]:
+                g = grad.narrow(ctx.dim, start, size)
+                grads.append(g if g.dtype is dtype else g.to(dtype))
+            else:
+                grads.append(None)
+            start += size
+        return tuple(grads)
+
+
+def cat(tensors, dim: int = 0):
+    """Concatenates tensors along an existing dim."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"cat(): argument 'tensors' (position 1) must be tuple of Tensors, not {type(tensors).__name__}")
+    if len(tensors) == 0:
+        raise ValueError("cat(): expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+    check_same_device(*tensors)
+    # PyTorch skips 1-d empty tensors when concatenating.
+    used = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or [tensors[0]]
+    ref = used[0]
+    if ref.ndim == 0:
+        raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
+    d = normalize_dim(dim, ref.ndim)
+    for i, t in enumerate(tensors):
+        if t.ndim == 1 and t.shape[0] == 0:
+            continue
+        if t.ndim != ref.ndim:
+            raise RuntimeError(
+                f"Tensors must have same number of dimensions: got {ref.ndim} and {t.ndim}"
+            )
+        for k in range(ref.ndim):
+            if k != d and t.shape[k] != ref.shape[k]:
+                raise RuntimeError(
+                    f"Sizes of tensors must match except in dimension {d}. Expected size {ref.shape[k]} but got "
+                    f"size {t.shape[k]} for tensor number {i} in the list."
+                )
+    return Cat.apply(*used, dim=d)
+
+
+def stack(tensors, dim: int = 0):
+    """Stacks tensors of equal shape along a new dim."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"stack(): argument 'tensors' (position 1) must be tuple of Tensors, not {type(tensors).__name__}")
+    if len(tensors) == 0:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shape = tensors[0].shape
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+        if t.shape != shape:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
+                f"{list(t.shape)} at entry {i}"
+            )
+    d = normalize_dim(dim, len(shape) + 1)
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def unbind(input, dim: int = 0) -> tuple:
+    """Returns the slices along ``dim`` as a tuple of views."""
+    d = normalize_dim(dim, input.ndim)
+    return tuple(input.select(d, i) for i in range(input.shape[d]))
+
+
+def split(input, split_size_or_sections, dim: int = 0) -> tuple:
+    """Splits into chunks of a given size (the last may be smaller) or of the given sizes."""
+    d = normalize_dim(dim, input.ndim)
+    size = input.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != size:
+            raise RuntimeError(
+                f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at dimension "
+                f"{d}), but got split_sizes={sizes}"
+            )
+    out, start = [], 0
+    for s in sizes:
+        out.append(input.narrow(d, start, s))
+        start += s
+    return tuple(out)
+
+
+def chunk(input, chunks: int, dim: int = 0) -> tuple:
+    """Splits into ``chunks`` nearly equal parts."""
+    d = normalize_dim(dim, input.ndim)
+    step = max(1, -(-input.shape[d] // chunks))
+    return split(input, step, d)
