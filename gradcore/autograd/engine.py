@@ -66,10 +66,12 @@ def _materialize(node, grads: list) -> list:
     return grads
 
 
-def _zeros_like_array(like, shape, dtype):
-    from ..backend import array_module
+def _zeros_like_array(array_type, shape, dtype):
+    from ..backend import CPU
+    from ..backend import cuda
 
-    return array_module(like).zeros(shape, dtype=dtype.numpy)
+    xp = CPU.xp if array_type is CPU.xp.ndarray else cuda.get_backend(None).xp
+    return xp.zeros(shape, dtype=dtype.numpy)
 
 
 def _validate(node, grads: tuple) -> tuple:

@@ -13,6 +13,9 @@ import weakref
 from typing import Any, Callable
 
 from .grad_mode import state
+from ..backend.cpu import np as _np
+
+_ndarray = _np.ndarray
 
 __all__ = ["Function", "Node", "BackwardNode", "AccumulateGrad", "FunctionCtx", "once_differentiable"]
 
@@ -186,7 +189,8 @@ class BackwardNode(Node):
     _materialize_grads = True
     _output_meta: list | None = None
     _input_meta: tuple | None = None
-    needs_input_grad: tuple = ()
+    # Built-in ops only index it; user Functions get a tuple of the right length.
+    needs_input_grad: tuple = (False,) * 64
 
     # -- the ctx API -----------------------------------------------------------------------------
     def save_for_backward(self, *tensors) -> None:
@@ -299,88 +303,108 @@ class Function(metaclass=_FunctionMeta):
         """Runs ``forward`` and records the call in the graph when an input requires grad."""
         ctx = cls._backward_cls()
         grad_state = state
+        enabled = grad_state.enabled
         record = False
-        if grad_state.enabled:
+        if enabled:
             for a in args:
                 if isinstance(a, Tensor) and a._requires_grad:
                     record = True
                     break
         if record:
-            n = cls.operands
-            inputs = args if n == -1 or (n is None and not cls.builtin) else args[:n or 1]
-            needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in inputs)
-            ctx.needs_input_grad = needs
-            edges = ctx._edges = tuple(_edge(a) if n else (None, 0) for a, n in zip(inputs, needs))
-            if cls.builtin:
-                ctx.next_functions = edges
-            else:
-                ctx.next_functions = tuple(e for a, e in zip(inputs, edges) if isinstance(a, Tensor))
-            ctx.sequence_nr = _next_sequence_nr()
-            if not cls.builtin:
-                ctx._input_meta = tuple(
-                    (a.shape, a.dtype, a._data.__class__) if isinstance(a, Tensor) else None for a in args
-                )
+            _link(cls, ctx, args)
+        elif not cls.builtin:
+            ctx.needs_input_grad = _false(len(args))
+        if enabled:
             grad_state.enabled = False
             try:
                 out = cls.forward(ctx, *args, **kwargs)
             finally:
                 grad_state.enabled = True
         else:
-            ctx.needs_input_grad = _false(len(args))
-            if grad_state.enabled:
-                grad_state.enabled = False
-                try:
-                    out = cls.forward(ctx, *args, **kwargs)
-                finally:
-                    grad_state.enabled = True
-            else:
-                out = cls.forward(ctx, *args, **kwargs)
+            out = cls.forward(ctx, *args, **kwargs)
 
-        single = not isinstance(out, tuple)
-        outs = (out,) if single else out
-        results = []
-        for i, o in enumerate(outs):
-            if isinstance(o, Tensor):
-                if ctx._dirty and any(o is d for d in ctx._dirty):
-                    t = o
-                    if record and t._requires_grad and t._grad_fn is None and t._base is None:
-                        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-                    t._version_counter.value += 1
-                elif any(o is a for a in args):
-                    t = o._alias()  # returning an input unchanged gives a new tensor over the same memory
-                else:
-                    t = o
-            elif o is None or not hasattr(o, "dtype"):
-                results.append(o)
-                continue
-            else:
-                t = make_tensor(o)
-            if cls.is_view and i == 0:
-                t._make_view_of(args[0], cls, args[1:])
-            if record and t.dtype.is_floating_point and not (
-                ctx._non_differentiable and any(t is n or o is n for n in ctx._non_differentiable)
-            ):
-                t._grad_fn = ctx
-                t._output_nr = i
-                t._requires_grad = True
-                if t._base is not None:
-                    t._view_base_fn = t._base._grad_fn
-            results.append(t)
-
-        if record:
-            if len(outs) > 1:
-                ctx._num_outputs = len(outs)
-                ctx._output_meta = [
-                    (r.shape, r.dtype, r._data) if isinstance(r, Tensor) else None for r in results
-                ]
-            if ctx._to_save:
-                ctx._saved = _save(ctx._to_save, outs, results)
+        if out.__class__ is _ndarray and not cls.is_view:
+            # The common case, a built-in op returning one new array, without the general bookkeeping.
+            t = make_tensor(out)
+            if record:
+                if out.dtype.kind == "f":
+                    t._grad_fn = ctx
+                    t._requires_grad = True
+                if ctx._to_save:
+                    ctx._saved = _save(ctx._to_save, (out,), (t,))
+                    ctx._to_save = ()
+                if grad_state.anomaly:
+                    ctx._trace = traceback.format_stack()[:-1]
+            elif ctx._to_save:
                 ctx._to_save = ()
-            if grad_state.anomaly:
-                ctx._trace = traceback.format_stack()[:-1]
-        elif ctx._to_save:
+            return t
+        return _wrap_outputs(cls, ctx, args, out, record)
+
+
+def _link(cls, ctx: BackwardNode, args: tuple) -> None:
+    """Connects a new node to the nodes of the inputs that require grad."""
+    n = cls.operands
+    inputs = args if n == -1 or (n is None and not cls.builtin) else args[:n or 1]
+    needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in inputs)
+    ctx.needs_input_grad = needs
+    edges = ctx._edges = tuple(_edge(a) if need else (None, 0) for a, need in zip(inputs, needs))
+    if cls.builtin:
+        ctx.next_functions = edges
+    else:
+        ctx.next_functions = tuple(e for a, e in zip(inputs, edges) if isinstance(a, Tensor))
+        ctx._input_meta = tuple(
+            (a.shape, a.dtype, a._data.__class__) if isinstance(a, Tensor) else None for a in args
+        )
+    ctx.sequence_nr = _next_sequence_nr()
+
+
+def _wrap_outputs(cls, ctx: BackwardNode, args: tuple, out, record: bool):
+    """Turns what forward returned into tensors (and records them), for every kind of output."""
+    single = not isinstance(out, tuple)
+    outs = (out,) if single else out
+    results = []
+    for i, o in enumerate(outs):
+        if isinstance(o, Tensor):
+            if ctx._dirty and any(o is d for d in ctx._dirty):
+                t = o
+                if record and t._requires_grad and t._grad_fn is None and t._base is None:
+                    raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+                t._version_counter.value += 1
+            elif any(o is a for a in args):
+                t = o._alias()  # returning an input unchanged gives a new tensor over the same memory
+            else:
+                t = o
+        elif o is None or not hasattr(o, "dtype"):
+            results.append(o)
+            continue
+        else:
+            t = make_tensor(o)
+        if cls.is_view and i == 0:
+            t._make_view_of(args[0], cls, args[1:])
+        if record and t._data.dtype.kind == "f" and not (
+            ctx._non_differentiable and any(t is n or o is n for n in ctx._non_differentiable)
+        ):
+            t._grad_fn = ctx
+            t._output_nr = i
+            t._requires_grad = True
+            if t._base is not None:
+                t._view_base_fn = t._base._grad_fn
+        results.append(t)
+
+    if record:
+        if len(outs) > 1:
+            ctx._num_outputs = len(outs)
+            ctx._output_meta = [
+                (r._data.shape, r.dtype, r._data.__class__) if isinstance(r, Tensor) else None for r in results
+            ]
+        if ctx._to_save:
+            ctx._saved = _save(ctx._to_save, outs, results)
             ctx._to_save = ()
-        return results[0] if single else tuple(results)
+        if state.anomaly:
+            ctx._trace = traceback.format_stack()[:-2]
+    elif ctx._to_save:
+        ctx._to_save = ()
+    return results[0] if single else tuple(results)
 
 
 def _save(to_save: tuple, outs: tuple, results: list) -> list:
