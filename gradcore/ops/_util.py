@@ -1,12 +1,15 @@
 """Helpers the op families share: operand conversion, broadcasting checks, dims and gradient reduction."""
 from __future__ import annotations
 
-from .._dtypes import result_type, get_default_dtype
+from .._dtypes import from_numpy_dtype, get_default_dtype, result_type
+from ..backend.cpu import np as _np
 from ..backend import array_module
 from ..tensor import Tensor, make_tensor
 
 __all__ = ["Tensor", "make_tensor", "array_module", "binary_operands", "broadcast_shapes", "normalize_dim",
-           "normalize_dims", "reduce_grad", "check_same_device", "result_type", "as_tensor_like"]
+           "normalize_dims", "reduce_grad", "check_same_device", "result_type", "as_tensor_like", "meta"]
+
+_ndarray = _np.ndarray
 
 
 def _device_name(data) -> str:
@@ -50,32 +53,50 @@ def broadcast_shapes(a: tuple, b: tuple) -> tuple:
 def binary_operands(a, b):
     """Returns (array_a, array_b, dtype) for a binary op over tensors and Python scalars, after type promotion.
 
-    Scalars become numpy-style scalars of the result dtype so that they never change it.
+    Python scalars keep the tensor's dtype unless they are of a higher category (a float with an integer
+    tensor gives the default float dtype), as in PyTorch.
     """
-    a_tensor = isinstance(a, Tensor)
-    b_tensor = isinstance(b, Tensor)
-    if a_tensor and b_tensor:
-        da, db = a._data, b._data
-        if da.__class__ is not db.__class__:
-            check_same_device(a, b)
-        if da.shape != db.shape:
-            broadcast_shapes(da.shape, db.shape)
-        if da.dtype == db.dtype:
-            return da, db, a.dtype
-        dtype = result_type(a, b)
-        np_dtype = dtype.numpy
-        return (da if da.dtype == np_dtype else da.astype(np_dtype),
-                db if db.dtype == np_dtype else db.astype(np_dtype), dtype)
-    if not a_tensor and not b_tensor:
-        raise TypeError(f"expected at least one Tensor operand, got {type(a).__name__} and {type(b).__name__}")
-    _check_scalar(b if a_tensor else a)
-    dtype = result_type(a, b)
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            da, db = a._data, b._data
+            if da.__class__ is not db.__class__:
+                check_same_device(a, b)
+            if da.shape != db.shape:
+                broadcast_shapes(da.shape, db.shape)
+            if da.dtype == db.dtype:
+                return da, db, from_numpy_dtype(da.dtype)
+            dtype = result_type(a, b)
+            np_dtype = dtype.numpy
+            return (da if da.dtype == np_dtype else da.astype(np_dtype),
+                    db if db.dtype == np_dtype else db.astype(np_dtype), dtype)
+        da, scalar, dtype = _with_scalar(a, b)
+        return da, scalar, dtype
+    if isinstance(b, Tensor):
+        db, scalar, dtype = _with_scalar(b, a)
+        return scalar, db, dtype
+    raise TypeError(f"expected at least one Tensor operand, got {type(a).__name__} and {type(b).__name__}")
+
+
+def _with_scalar(t: Tensor, value):
+    """Returns (array, scalar, dtype) for a tensor combined with a Python number."""
+    data = t._data
+    kind = data.dtype.kind
+    cls = value.__class__
+    if cls is float:
+        fits = kind == "f"
+    elif cls is int:
+        fits = kind != "b"
+    elif cls is bool:
+        fits = True
+    else:
+        _check_scalar(value)
+        fits = False
+    if fits and data.__class__ is _ndarray:
+        # numpy treats Python scalars as weakly typed: the array's dtype wins, as it should.
+        return data, value, from_numpy_dtype(data.dtype)
+    dtype = result_type(t, value)
     np_dtype = dtype.numpy
-    if a_tensor:
-        da = a._data
-        return (da if da.dtype == np_dtype else da.astype(np_dtype)), np_dtype.type(b), dtype
-    db = b._data
-    return np_dtype.type(a), (db if db.dtype == np_dtype else db.astype(np_dtype)), dtype
+    return (data if data.dtype == np_dtype else data.astype(np_dtype)), np_dtype.type(value), dtype
 
 
 def _check_scalar(value) -> None:
@@ -118,14 +139,22 @@ def normalize_dims(dim, ndim: int) -> tuple:
 
 
 def reduce_grad(grad: Tensor, shape: tuple, dtype) -> Tensor:
-    """Sums a broadcast gradient back to an input's shape and casts it to the input's dtype."""
-    if grad.shape != shape:
+    """Sums a broadcast gradient back to an input's shape and casts it to the input's dtype (a numpy dtype)."""
+    if grad._data.shape != shape:
         from .shape import sum_to_size
 
         grad = sum_to_size(grad, shape)
-    if grad.dtype is not dtype:
-        grad = grad.to(dtype)
+    if grad._data.dtype != dtype:
+        grad = grad.to(from_numpy_dtype(dtype))
     return grad
+
+
+def meta(x):
+    """What a backward needs to reduce a gradient to an operand: its shape and numpy dtype (None for scalars)."""
+    if isinstance(x, Tensor):
+        data = x._data
+        return (data.shape, data.dtype)
+    return None
 
 
 def default_float():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..backend import backend_of, to_device
-from ._util import Tensor, array_module, binary_operands, make_tensor, reduce_grad
+from ._util import Tensor, array_module, binary_operands, make_tensor, meta, reduce_grad
 
 __all__ = ["Clone", "ToDtype", "ToDevice", "fill", "copy_value", "remainder", "rounding"]
 
@@ -57,7 +57,7 @@ class Fill(Function):
     @staticmethod
     def forward(ctx, x, value):
         data = x._data
-        ctx.value_meta = (value.shape, value.dtype) if isinstance(value, Tensor) else None
+        ctx.value_meta = meta(value)
         out = array_module(data).empty_like(data)
         out[...] = value._data if isinstance(value, Tensor) else value
         return out
@@ -90,7 +90,7 @@ class Remainder(Function):
     @staticmethod
     def forward(ctx, a, b):
         da, db, _ = binary_operands(a, b)
-        ctx.meta = tuple((x.shape, x.dtype) if isinstance(x, Tensor) else None for x in (a, b))
+        ctx.meta = (meta(a), meta(b))
         ctx.save_for_backward(a, b)
         return array_module(da if isinstance(a, Tensor) else db).remainder(da, db)
 

@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ._util import Tensor, array_module, binary_operands, make_tensor, reduce_grad, result_type, as_tensor_like
+from ._util import Tensor, array_module, binary_operands, make_tensor, meta, reduce_grad, result_type, as_tensor_like
 from .. import _dtypes
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
            "maximum", "minimum", "where", "sign", "rsub", "reciprocal", "square", "log1p", "expm1"]
-
-
-def _meta(x):
-    return (x.shape, x.dtype) if isinstance(x, Tensor) else None
 
 
 class Add(Function):
@@ -21,8 +17,9 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
         da, db, _ = binary_operands(a, b)
-        ctx.meta = (_meta(a), _meta(b))
-        ctx.alpha = alpha
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.meta = (meta(a), meta(b))
+            ctx.alpha = alpha
         return da + db if alpha == 1 else da + db * alpha
 
     @staticmethod
@@ -48,8 +45,9 @@ class Sub(Function):
                 "Subtraction, the `-` operator, with two bool tensors is not supported. "
                 "Use the `^` or `logical_xor()` operator instead."
             )
-        ctx.meta = (_meta(a), _meta(b))
-        ctx.alpha = alpha
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.meta = (meta(a), meta(b))
+            ctx.alpha = alpha
         return da - db if alpha == 1 else da - db * alpha
 
     @staticmethod
@@ -68,9 +66,9 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
         da, db, _ = binary_operands(a, b)
-        ctx.meta = (_meta(a), _meta(b))
         needs = ctx.needs_input_grad
         if needs[0] or needs[1]:
+            ctx.meta = (meta(a), meta(b))
             ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
         return da * db
 
@@ -94,7 +92,7 @@ class Div(Function):
         if rounding_mode is None and not dtype.is_floating_point:
             dtype = _dtypes.get_default_dtype()
         da, db, _ = binary_operands(as_float(a, dtype), as_float(b, dtype))
-        ctx.meta = (_meta(a), _meta(b))
+        ctx.meta = (meta(a), meta(b))
         ctx.rounding_mode = rounding_mode
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
@@ -113,7 +111,7 @@ class Div(Function):
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         if ctx.rounding_mode is not None:
-            return tuple(None if m is None else make_tensor(array_module(grad._data).zeros(m[0], m[1].numpy))
+            return tuple(None if m is None else make_tensor(array_module(grad._data).zeros(m[0], m[1]))
                          for m in ctx.meta) + (None,)
         meta_a, meta_b = ctx.meta
         ga = reduce_grad(grad / b, *meta_a) if ctx.needs_input_grad[0] else None
@@ -140,7 +138,7 @@ class Pow(Function):
             negative = (db < 0).any() if isinstance(b, Tensor) else b < 0
             if negative:
                 raise RuntimeError("Integers to negative integer powers are not allowed.")
-        ctx.meta = (_meta(a), _meta(b))
+        ctx.meta = (meta(a), meta(b))
         with _quiet(da if isinstance(a, Tensor) else db):
             out = da ** db
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
@@ -359,7 +357,7 @@ class Maximum(Function):
     @staticmethod
     def forward(ctx, a, b):
         da, db, _ = binary_operands(a, b)
-        ctx.meta = (_meta(a), _meta(b))
+        ctx.meta = (meta(a), meta(b))
         ctx.save_for_backward(a, b)
         return array_module(da).maximum(da, db)
 
@@ -376,7 +374,7 @@ class Minimum(Function):
     @staticmethod
     def forward(ctx, a, b):
         da, db, _ = binary_operands(a, b)
-        ctx.meta = (_meta(a), _meta(b))
+        ctx.meta = (meta(a), meta(b))
         ctx.save_for_backward(a, b)
         return array_module(da).minimum(da, db)
 
@@ -409,7 +407,7 @@ class Where(Function):
         if cond.dtype != bool:
             raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.legacy_name}")
         da, db, _ = binary_operands(a, b)
-        ctx.meta = (_meta(a), _meta(b))
+        ctx.meta = (meta(a), meta(b))
         ctx.save_for_backward(cond)
         return array_module(cond).where(cond, da, db)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..backend import backend_of
-from ._util import Tensor, array_module, make_tensor, normalize_dim, reduce_grad
+from ._util import Tensor, array_module, make_tensor, meta, normalize_dim, reduce_grad
 
 __all__ = ["index", "index_put", "narrow", "select", "nonzero", "gather_backward", "masked_fill"]
 
@@ -160,7 +160,7 @@ class IndexPut(Function):
         except IndexError as exc:
             raise _index_error(exc, base._data) from None
         ctx.key = key
-        ctx.value_meta = (value.shape, value.dtype) if isinstance(value, Tensor) else None
+        ctx.value_meta = meta(value)
         return out
 
     @staticmethod

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ._util import Tensor, array_module, reduce_grad, check_same_device
+from ._util import Tensor, array_module, check_same_device, meta, reduce_grad
 
 __all__ = ["mm", "matmul", "bmm", "dot"]
 
@@ -65,7 +65,7 @@ class Matmul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.meta = ((a.shape, a.dtype), (b.shape, b.dtype))
+        ctx.meta = (meta(a), meta(b))
         needs = ctx.needs_input_grad
         if needs[0] or needs[1]:
             ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
