@@ -454,6 +454,7 @@ class Tensor:
         if fn._retained is None:
             fn._retained = {}
         fn._retained[self._output_nr] = weakref.ref(self)
+        fn._hooked = True
 
     def register_hook(self, hook):
         """Registers ``hook(grad)``, called with this tensor's gradient; it may return a replacement."""
@@ -465,6 +466,7 @@ class Tensor:
         if self._backward_hooks is None:
             self._backward_hooks = []
         self._backward_hooks.append(hook)
+        self._grad_accumulator()._hooked = True
         return _function._RemovableHandle(self._backward_hooks, hook)
 
     def _grad_accumulator(self):

@@ -131,6 +131,36 @@ def _check_anomaly(node, grads: tuple) -> None:
             raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th output.")
 
 
+def _run_hooks(node, grads: list, create_graph: bool) -> list:
+    """Runs a node's pre-hooks, the hooks of its output tensors and retain_grad, before the node itself."""
+    if node._pre_hooks:
+        for hook in node._pre_hooks:
+            result = hook(tuple(grads))
+            if result is not None:
+                grads = list(result)
+    if node._tensor_hooks:
+        for nr, hooks in node._tensor_hooks.items():
+            for hook in hooks:
+                if grads[nr] is not None:
+                    result = hook(grads[nr])
+                    if result is not None:
+                        grads[nr] = result
+    if node._retained:
+        for nr, ref in node._retained.items():
+            t = ref()
+            if t is not None and grads[nr] is not None:
+                g = grads[nr] if create_graph else grads[nr].detach()
+                t.grad = g.clone() if t.grad is None else t.grad + g
+    if isinstance(node, AccumulateGrad) and node.variable._backward_hooks:
+        g = grads[0]
+        for hook in node.variable._backward_hooks:
+            result = hook(g)
+            if result is not None:
+                g = result
+        grads[0] = g
+    return grads
+
+
 def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inputs=None, accumulate: bool = True):
     """Backpropagates ``grad_roots`` from ``roots``.
 
@@ -162,7 +192,11 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                     dependencies[next_node] = dependencies.get(next_node, 0) + 1
 
     buffers: dict = {}
+    # Ids of gradients that may be seen elsewhere: a leaf must copy such a gradient instead of keeping it.
+    seen: set = set()
+    shared: set = set()
     for (node, nr), g in zip(root_edges, grad_roots):
+        shared.add(id(g))
         buffer = buffers.get(node)
         if buffer is None:
             buffer = buffers[node] = [None] * node._num_outputs
@@ -175,31 +209,17 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
             heapq.heappush(heap, (-node.sequence_nr, tie, node))
             tie += 1
 
+    anomaly = state.anomaly
     previous_mode = state.enabled
     state.enabled = create_graph
     try:
         while heap:
             node = heapq.heappop(heap)[2]
             grads = buffers.pop(node)
-
-            if node._pre_hooks:
-                for hook in node._pre_hooks:
-                    result = hook(tuple(grads))
-                    if result is not None:
-                        grads = list(result)
-            if node._tensor_hooks:
-                for nr, hooks in node._tensor_hooks.items():
-                    for hook in hooks:
-                        if grads[nr] is not None:
-                            result = hook(grads[nr])
-                            if result is not None:
-                                grads[nr] = result
-            if node._retained:
-                for nr, ref in node._retained.items():
-                    t = ref()
-                    if t is not None and grads[nr] is not None:
-                        g = grads[nr] if create_graph else grads[nr].detach()
-                        t.grad = g.clone() if t.grad is None else t.grad + g
+            if node._hooked:
+                grads = _run_hooks(node, grads, create_graph)
+                for g in grads:
+                    shared.add(id(g))
 
             if capture:
                 for nr in range(len(grads)):
@@ -208,22 +228,30 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                         for p in positions:
                             captured[p] = grads[nr]
 
-            if type(node) is AccumulateGrad:
-                if (inputs is None or accumulate) and grads[0] is not None:
-                    node.accumulate(grads[0], create_graph)
+            if node.__class__ is AccumulateGrad:
+                g = grads[0]
+                if (inputs is None or accumulate) and g is not None:
+                    owned = id(g) not in shared and g._data.base is None and not create_graph
+                    node.accumulate(g, create_graph, owned)
                 continue
 
-            if all(g is None for g in grads):
-                input_grads = (None,) * len(node._edges)
+            for g in grads:
+                if g is not None:
+                    break
             else:
+                input_grads = (None,) * len(node._edges)
+                grads = None
+            if grads is not None:
                 if node._materialize_grads and node._output_meta is not None:
                     grads = _materialize(node, grads)
                 input_grads = node.apply(*grads)
-                if not isinstance(input_grads, tuple):
+                if input_grads.__class__ is not tuple:
                     input_grads = (input_grads,)
                 if node._input_meta is not None:
                     input_grads = _validate(node, input_grads)
-                if state.anomaly:
+                    for g in input_grads:
+                        shared.add(id(g))  # a user's backward may keep what it returns
+                if anomaly:
                     _check_anomaly(node, input_grads)
                 if node._post_hooks:
                     for hook in node._post_hooks:
@@ -237,6 +265,11 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                 if next_node is None or (needed is not None and next_node not in needed):
                     continue
                 if g is not None:
+                    gid = id(g)
+                    if gid in seen:
+                        shared.add(gid)
+                    else:
+                        seen.add(gid)
                     buffer = buffers.get(next_node)
                     if buffer is None:
                         buffer = buffers[next_node] = [None] * next_node._num_outputs

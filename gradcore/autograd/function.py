@@ -45,6 +45,7 @@ class Node:
     _pre_hooks: list | None = None
     _post_hooks: list | None = None
     _trace: list | None = None  # forward stack, recorded in anomaly mode
+    _hooked = False  # True once any hook or retain_grad is registered: the engine then runs _run_hooks
 
     def name(self) -> str:
         """Returns the node's name, such as ``MulBackward0``."""
@@ -61,6 +62,7 @@ class Node:
         if self._post_hooks is None:
             self._post_hooks = []
         self._post_hooks.append(hook)
+        self._hooked = True
         return _RemovableHandle(self._post_hooks, hook)
 
     def register_prehook(self, hook: Callable) -> "_RemovableHandle":
@@ -68,6 +70,7 @@ class Node:
         if self._pre_hooks is None:
             self._pre_hooks = []
         self._pre_hooks.append(hook)
+        self._hooked = True
         return _RemovableHandle(self._pre_hooks, hook)
 
     def _add_tensor_hook(self, output_nr: int, hook: Callable) -> "_RemovableHandle":
@@ -75,6 +78,7 @@ class Node:
             self._tensor_hooks = {}
         hooks = self._tensor_hooks.setdefault(output_nr, [])
         hooks.append(hook)
+        self._hooked = True
         return _RemovableHandle(hooks, hook)
 
     def __repr__(self) -> str:
@@ -108,24 +112,26 @@ class AccumulateGrad(Node):
 
     def __init__(self, variable) -> None:
         self.variable = variable
+        self._hooked = bool(variable._backward_hooks)
 
     def name(self) -> str:
         return "AccumulateGrad"
 
-    def accumulate(self, grad, create_graph: bool) -> None:
+    def accumulate(self, grad, create_graph: bool, owned: bool = False) -> None:
+        """Adds ``grad`` into the leaf's ``.grad``; keeps ``grad`` itself when ``owned`` (nobody else holds it)."""
         variable = self.variable
-        for hook in variable._backward_hooks or ():
-            result = hook(grad)
-            if result is not None:
-                grad = result
-        if variable.grad is None:
-            # A fresh buffer: the incoming gradient may be shared with another leaf or be a broadcast view.
-            variable.grad = grad.clone() if create_graph else make_tensor(grad._data.copy())
-        elif create_graph or state.enabled and variable.grad.requires_grad:
-            variable.grad = variable.grad + grad
+        if variable._grad is None:
+            if owned:
+                variable._grad = grad
+            elif create_graph:
+                variable.grad = grad.clone()
+            else:
+                variable._grad = make_tensor(grad._data.copy())
+        elif create_graph or state.enabled and variable._grad._requires_grad:
+            variable.grad = variable._grad + grad
         else:
-            variable.grad._data += grad._data
-            variable.grad._version_counter.value += 1
+            variable._grad._data += grad._data
+            variable._grad._version_counter.value += 1
 
 
 class _SavedTensor:
