@@ -19,6 +19,7 @@ from .backend.cpu import np as _np
 __all__ = ["Tensor", "Size", "make_tensor"]
 
 _ndarray = _np.ndarray
+_CPU_DEVICE = _device("cpu")
 
 
 class _VersionCounter:
@@ -184,7 +185,7 @@ class Tensor:
     @property
     def device(self) -> _device:
         if self._data.__class__ is _ndarray:
-            return _device("cpu")
+            return _CPU_DEVICE
         return backend_of(self._data).device
 
     @property

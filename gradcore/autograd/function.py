@@ -260,6 +260,9 @@ def _false(n: int, _cache: dict = {}) -> tuple:  # noqa: B006 - a deliberate per
     return t
 
 
+_TRUE = (True,)
+
+
 def _edge(t) -> tuple:
     """Returns the (node, output_nr) edge to a tensor that requires grad."""
     if t._base is not None:
@@ -329,13 +332,17 @@ class Function(metaclass=_FunctionMeta):
         else:
             out = cls.forward(ctx, *args, **kwargs)
 
-        if out.__class__ is _ndarray and not cls.is_view:
-            # The common case, a built-in op returning one new array, without the general bookkeeping.
+        if out.__class__ is _ndarray:
+            # The common case, a built-in op returning one array, without the general bookkeeping.
             t = make_tensor(out)
+            if cls.is_view:
+                t._make_view_of(args[0], cls, args[1:])
             if record:
                 if out.dtype.kind == "f":
                     t._grad_fn = ctx
                     t._requires_grad = True
+                    if cls.is_view:
+                        t._view_base_fn = t._base._grad_fn
                 if ctx._to_save:
                     ctx._saved = _save(ctx._to_save, (out,), (t,))
                     ctx._to_save = ()
@@ -350,7 +357,18 @@ class Function(metaclass=_FunctionMeta):
 def _link(cls, ctx: BackwardNode, args: tuple) -> None:
     """Connects a new node to the nodes of the inputs that require grad."""
     n = cls.operands
-    inputs = args if n == -1 or (n is None and not cls.builtin) else args[:n or 1]
+    if n is None and cls.builtin:
+        # One input (the usual built-in case): no per-argument loops.
+        a = args[0]
+        if isinstance(a, Tensor) and a._requires_grad:
+            ctx.needs_input_grad = _TRUE
+            ctx.next_functions = ctx._edges = (_edge(a),)
+        else:
+            ctx.needs_input_grad = _false(1)
+            ctx.next_functions = ctx._edges = ((None, 0),)
+        ctx.sequence_nr = _next_sequence_nr()
+        return
+    inputs = args if n == -1 or (n is None and not cls.builtin) else args[:n]
     needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in inputs)
     ctx.needs_input_grad = needs
     edges = ctx._edges = tuple(_edge(a) if need else (None, 0) for a, need in zip(inputs, needs))

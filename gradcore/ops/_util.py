@@ -23,7 +23,9 @@ def check_same_device(*tensors) -> None:
         if isinstance(t, Tensor):
             if first is None:
                 first = t
-            elif t._data.__class__ is not first._data.__class__ or t.device != first.device:
+            elif t._data.__class__ is not first._data.__class__ or (
+                t._data.__class__ is not _ndarray and t.device != first.device
+            ):
                 raise RuntimeError(
                     "Expected all tensors to be on the same device, but found at least two devices, "
                     f"{first.device} and {t.device}!"

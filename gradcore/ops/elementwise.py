@@ -156,6 +156,8 @@ class Pow(Function):
                 ga = where(b == 0, 0.0, ga)
             elif b == 0:
                 ga = grad * 0.0
+            elif b == 2:
+                ga = grad * (a * 2.0)
             else:
                 ga = grad * b * a ** (b - 1)
             ga = reduce_grad(ga, *meta_a)

@@ -10,7 +10,7 @@ _NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int6
 
 
 def _check_dtypes(a: Tensor, b: Tensor, names=("m1", "m2")) -> None:
-    if a.dtype is not b.dtype:
+    if a._data.dtype != b._data.dtype:
         raise RuntimeError(
             f"expected {names[0]} and {names[1]} to have the same dtype, but got: "
             f"{_NAMES.get(a.dtype.name, a.dtype.name)} != {_NAMES.get(b.dtype.name, b.dtype.name)}"
@@ -47,11 +47,12 @@ class Mm(Function):
 def mm(input, mat2):
     """Returns the product of two matrices (2-d tensors)."""
     _check_operands("mm", input, mat2)
-    if input.ndim != 2:
+    shape_a, shape_b = input._data.shape, mat2._data.shape
+    if len(shape_a) != 2:
         raise RuntimeError(f"self must be a matrix (got a {input.ndim}-D tensor of shape {list(input.shape)})")
-    if mat2.ndim != 2:
+    if len(shape_b) != 2:
         raise RuntimeError(f"mat2 must be a matrix (got a {mat2.ndim}-D tensor of shape {list(mat2.shape)})")
-    (n, k), (k2, m) = input.shape, mat2.shape
+    (n, k), (k2, m) = shape_a, shape_b
     if k != k2:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
     _check_dtypes(input, mat2, ("m1", "m2"))

@@ -15,7 +15,7 @@ __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp
 
 def _expand_back(grad: Tensor, input_shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
     """Broadcasts the gradient of a reduction back over the reduced dims."""
-    if not keepdim and dims:
+    if not keepdim and dims and len(dims) < len(input_shape):
         shape = list(input_shape)
         for d in dims:
             shape[d] = 1
