@@ -13,12 +13,10 @@ from . import _dtypes
 from ._dtypes import can_cast, from_numpy_dtype, result_type, to_dtype
 from .autograd import function as _function
 from .autograd.grad_mode import enable_grad, no_grad, state as _grad_state
-from .backend import CPU, array_module, backend_of, device as _device, get_backend, to_device
-from .backend.cpu import np as _np
+from .backend import CPU, CPU_ARRAY as _ndarray, array_module, backend_of, device as _device, get_backend, to_device
 
 __all__ = ["Tensor", "Size", "make_tensor"]
 
-_ndarray = _np.ndarray
 _CPU_DEVICE = _device("cpu")
 
 
@@ -53,7 +51,7 @@ def _coerce(data):
     """Returns a proper backend array for what an op produced (numpy turns 0-d results into scalars)."""
     if hasattr(data, "__cuda_array_interface__"):
         return data
-    return _np.asarray(data)
+    return CPU.xp.asarray(data)
 
 
 _new = object.__new__

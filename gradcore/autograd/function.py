@@ -13,9 +13,7 @@ import weakref
 from typing import Any, Callable
 
 from .grad_mode import state
-from ..backend.cpu import np as _np
-
-_ndarray = _np.ndarray
+from ..backend import CPU_ARRAY as _ndarray
 
 __all__ = ["Function", "Node", "BackwardNode", "AccumulateGrad", "FunctionCtx", "once_differentiable"]
 

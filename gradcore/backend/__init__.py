@@ -13,7 +13,7 @@ import numpy as _np
 from . import cpu as _cpu
 from . import cuda as _cuda
 
-__all__ = ["device", "Backend", "get_backend", "backend_of", "array_module", "to_device"]
+__all__ = ["device", "Backend", "CPU", "CPU_ARRAY", "get_backend", "backend_of", "array_module", "to_device"]
 
 
 class device:
@@ -64,6 +64,8 @@ class device:
 
 Backend = _cpu.Backend
 CPU = _cpu.CPU_BACKEND
+#: The array type of the CPU backend; a type check against it is the cheapest "is this on the CPU?".
+CPU_ARRAY = _np.ndarray
 
 
 def get_backend(dev) -> "Backend":

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 from .._dtypes import from_numpy_dtype, get_default_dtype, result_type
-from ..backend.cpu import np as _np
-from ..backend import array_module
+from ..backend import CPU_ARRAY as _ndarray, array_module
 from ..tensor import Tensor, make_tensor
 
 __all__ = ["Tensor", "make_tensor", "array_module", "binary_operands", "broadcast_shapes", "normalize_dim",
            "normalize_dims", "reduce_grad", "check_same_device", "result_type", "as_tensor_like", "meta"]
-
-_ndarray = _np.ndarray
 
 
 def _device_name(data) -> str:
