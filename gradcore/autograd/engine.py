@@ -242,7 +242,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                 input_grads = (None,) * len(node._edges)
                 grads = None
             if grads is not None:
-                if node._materialize_grads and node._output_meta is not None:
+                if node._output_meta is not None and node._materialize_grads:
                     grads = _materialize(node, grads)
                 input_grads = node.apply(*grads)
                 if input_grads.__class__ is not tuple:
@@ -258,7 +258,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                         result = hook(input_grads, tuple(grads))
                         if result is not None:
                             input_grads = tuple(result)
-            if not retain_graph:
+            if not retain_graph and node._saved is not None:
                 node.release()
 
             for (next_node, nr), g in zip(node._edges, input_grads):

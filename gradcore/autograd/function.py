@@ -35,6 +35,9 @@ class Node:
     """A node of the backward graph: takes the gradients of an op's outputs, returns those of its inputs."""
 
     next_functions: tuple = ()  # the edges to the nodes of the tensor inputs, as users see them
+    _saved: list | None = None
+    _output_meta: list | None = None
+    _materialize_grads = True
     _edges: tuple = ()  # one edge per differentiable input slot, what the engine follows
     sequence_nr = 0
     _num_outputs = 1
@@ -367,9 +370,17 @@ def _link(cls, ctx: BackwardNode, args: tuple) -> None:
         ctx.sequence_nr = _next_sequence_nr()
         return
     inputs = args if n == -1 or (n is None and not cls.builtin) else args[:n]
-    needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in inputs)
-    ctx.needs_input_grad = needs
-    edges = ctx._edges = tuple(_edge(a) if need else (None, 0) for a, need in zip(inputs, needs))
+    needs = []
+    edges = []
+    for a in inputs:
+        if isinstance(a, Tensor) and a._requires_grad:
+            needs.append(True)
+            edges.append(_edge(a))
+        else:
+            needs.append(False)
+            edges.append((None, 0))
+    ctx.needs_input_grad = tuple(needs)
+    edges = ctx._edges = tuple(edges)
     if cls.builtin:
         ctx.next_functions = edges
     else:
