@@ -70,4 +70,19 @@ def get_device(input: Tensor) -> int:
     return -1 if input.device.type == "cpu" else input.device.index
 
 
+_SUBMODULES = {"nn", "optim", "utils"}
+_LAZY = {"save": "serialization", "load": "serialization"}
+
+
+def __getattr__(name: str):
+    # nn, optim, utils and serialization load on first use: the core imports nothing it does not need.
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'gradcore' has no attribute '{name}'")
+
+
 __version__ = "0.1.0"
