@@ -355,34 +355,24 @@ class Maximum(Function):
     node_name = "MaximumBackward0"
     builtin = True
     operands = 2
+    largest = True
 
     @staticmethod
     def forward(ctx, a, b):
         da, db, _ = binary_operands(a, b)
         ctx.meta = (meta(a), meta(b))
         ctx.save_for_backward(a, b)
-        return array_module(da).maximum(da, db)
+        xp = array_module(da)
+        return (xp.maximum if ctx._forward_cls.largest else xp.minimum)(da, db)
 
     @staticmethod
     def backward(ctx, grad):
-        return _select_backward(ctx, grad, greater=True)
+        return _select_backward(ctx, grad, greater=ctx._forward_cls.largest)
 
 
-class Minimum(Function):
+class Minimum(Maximum):
     node_name = "MinimumBackward0"
-    builtin = True
-    operands = 2
-
-    @staticmethod
-    def forward(ctx, a, b):
-        da, db, _ = binary_operands(a, b)
-        ctx.meta = (meta(a), meta(b))
-        ctx.save_for_backward(a, b)
-        return array_module(da).minimum(da, db)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _select_backward(ctx, grad, greater=False)
+    largest = False
 
 
 def _select_backward(ctx, grad, greater: bool):
