@@ -6,6 +6,7 @@ tensor's own: its attributes, conversions, autograd bookkeeping and the in-place
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from typing import Any
 
@@ -130,6 +131,14 @@ class Tensor:
     @property
     def grad(self):
         """The gradient accumulated by backward (None until then)."""
+        if self._grad is None and self._grad_fn is not None and not self.retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute "
+                "won't be populated during autograd.backward(). If you indeed want the .grad field to be populated "
+                "for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor.",
+                UserWarning,
+                stacklevel=2,
+            )
         return self._grad
 
     @grad.setter
