@@ -731,17 +731,15 @@ class Tensor:
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> "Tensor":
         """Fills with numbers drawn uniformly from [a, b)."""
-        backend = backend_of(self._data)
-        values = backend.rand(self.shape, self.dtype.numpy) * (b - a) + a
+        values = backend_of(self._data).uniform(self._data.shape, a, b, self._data.dtype)
         with no_grad():
-            return self.copy_(make_tensor(values.astype(self.dtype.numpy, copy=False)))
+            return self.copy_(make_tensor(values))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> "Tensor":
         """Fills with numbers drawn from a normal distribution."""
-        backend = backend_of(self._data)
-        values = backend.randn(self.shape, self.dtype.numpy) * std + mean
+        values = backend_of(self._data).normal(self._data.shape, mean, std, self._data.dtype)
         with no_grad():
-            return self.copy_(make_tensor(values.astype(self.dtype.numpy, copy=False)))
+            return self.copy_(make_tensor(values))
 
     def __setitem__(self, key, value) -> None:
         if isinstance(value, Tensor):

@@ -12,7 +12,7 @@ import pytest
 
 import gradcore
 from gradcore.backend.cpu import Backend
-from gradcore.backend.cpu_random import CPUGenerator, _fma32
+from gradcore.backend.cpu_random import CPUGenerator, fused_multiply_add_float32 as _fma32
 
 SIZES = [1, 2, 15, 16, 17, 31, 32, 100, 1000]
 SEEDS = [0, 1, 42, 20200910, 2**32 + 3, 2**63 + 11]
@@ -273,3 +273,17 @@ def test_large_tensors_match_torch():
     _assert_same(gradcore.randn(100_003, dtype=gradcore.float64), torch.randn(100_003, dtype=torch.float64))
     _assert_same(gradcore.rand(100_000, dtype=gradcore.float16), torch.rand(100_000, dtype=torch.float16))
 
+
+
+@pytest.mark.parametrize("shape", [(3,), (15,), (16,), (17,), (100, 30)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_uniform_and_normal_with_arguments_match_torch(shape, dtype):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(5)
+    gradcore.manual_seed(5)
+    expected_uniform = torch.empty(shape, dtype=getattr(torch, dtype)).uniform_(-0.3, 0.7).numpy()
+    expected_normal = torch.empty(shape, dtype=getattr(torch, dtype)).normal_(0.5, 2.0).numpy()
+    ours_uniform = gradcore.empty(shape, dtype=getattr(gradcore, dtype)).uniform_(-0.3, 0.7).numpy()
+    ours_normal = gradcore.empty(shape, dtype=getattr(gradcore, dtype)).normal_(0.5, 2.0).numpy()
+    np.testing.assert_array_equal(ours_uniform, expected_uniform)
+    np.testing.assert_array_equal(ours_normal, expected_normal)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cpu_random import CPUGenerator
+import math
+
+from .cpu_random import CPUGenerator, fused_multiply_add_float32
 
 
 class Backend:
@@ -87,6 +89,25 @@ class Backend:
     def randn(self, shape, dtype):
         """Returns standard normal numbers."""
         return self.generator.standard_normal(shape, dtype=dtype)
+
+    def uniform(self, shape, low: float, high: float, dtype):
+        """Returns numbers drawn uniformly from [low, high), scaled in the dtype's precision as PyTorch does."""
+        if np.dtype(dtype) == np.float64:
+            return self.rand(shape, np.float64) * (high - low) + low
+        draws = self.rand(shape, np.float32)
+        return (draws * np.float32(high - low) + np.float32(low)).astype(dtype)
+
+    def normal(self, shape, mean: float, std: float, dtype):
+        """Returns normal numbers with the given mean and standard deviation, rounded as PyTorch rounds them."""
+        dtype = np.dtype(dtype)
+        if math.prod(shape) < 16 or dtype != np.float32:
+            # Element-wise draws are float64 numbers whatever the dtype: scale them before rounding.
+            draws = self.randn(shape, np.float64 if math.prod(shape) < 16 else dtype)
+            return (draws.astype(np.float64) * std + mean).astype(dtype)
+        draws = self.randn(shape, dtype)
+        if self.xp is np:
+            return fused_multiply_add_float32(draws, np.float32(std), np.float32(mean))
+        return draws * np.float32(std) + np.float32(mean)
 
     def randint(self, low, high, shape, dtype):
         """Returns integers drawn uniformly from [low, high)."""

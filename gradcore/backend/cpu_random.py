@@ -42,7 +42,7 @@ _SIN_POLY = (_f32(-1.9515295891e-4), _f32(8.3321608736e-3), _f32(-1.6666654611e-
 _libm_log = np.frompyfunc(math.log, 1, 1)
 
 
-def _fma32(a, b, c):
+def fused_multiply_add_float32(a, b, c):
     """Returns ``a * b + c`` of float32 operands rounded once to float32, as a fused multiply-add does."""
     product = np.asarray(a, np.float64) * np.asarray(b, np.float64)  # exact: 24 + 24 bits fit in 53
     c = np.asarray(c, np.float64)
@@ -71,8 +71,8 @@ def _log_float32(x):
     z = m * m
     y = np.full_like(m, _LOG_POLY[0])
     for coefficient in _LOG_POLY[1:]:
-        y = _fma32(y, m, coefficient)
-    y = _fma32(y * m, z, exponent * _LOG_Q1)
+        y = fused_multiply_add_float32(y, m, coefficient)
+    y = fused_multiply_add_float32(y * m, z, exponent * _LOG_Q1)
     # z * 0.5 and exponent * q2 are exact, so these two steps round the same fused or not.
     y = y - z * _f32(0.5)
     return (m + y) + exponent * _LOG_Q2
@@ -87,12 +87,12 @@ def _sincos_float32(theta):
     y = octant.astype(np.float32)
     x = theta
     for part in _MINUS_PI_OVER_4_PARTS:
-        x = _fma32(y, part, x)
+        x = fused_multiply_add_float32(y, part, x)
     z = x * x
-    cos_x = _fma32(_fma32(_COS_POLY[0], z, _COS_POLY[1]), z, _COS_POLY[2])
-    cos_x = _fma32(z, z * cos_x, -(z * _f32(0.5))) + _f32(1)
-    sin_x = _fma32(_fma32(_SIN_POLY[0], z, _SIN_POLY[1]), z, _SIN_POLY[2])
-    sin_x = _fma32(x, z * sin_x, x)
+    cos_x = fused_multiply_add_float32(fused_multiply_add_float32(_COS_POLY[0], z, _COS_POLY[1]), z, _COS_POLY[2])
+    cos_x = fused_multiply_add_float32(z, z * cos_x, -(z * _f32(0.5))) + _f32(1)
+    sin_x = fused_multiply_add_float32(fused_multiply_add_float32(_SIN_POLY[0], z, _SIN_POLY[1]), z, _SIN_POLY[2])
+    sin_x = fused_multiply_add_float32(x, z * sin_x, x)
     # The octant says which polynomial gives the sine and which the cosine, and their signs.
     swap = (octant & 2) != 0
     sin = np.where(swap, cos_x, sin_x)
@@ -285,3 +285,4 @@ class CPUGenerator:
                 order[i] = order[slot]
                 order[slot] = i
         return np.array(order, dtype=np.int64)
+
