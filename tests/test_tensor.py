@@ -519,3 +519,24 @@ def test_repr(make, expected):
     t = make()
     assert normalized_str(t) == expected
     assert repr(t).replace("gradcore.", "torch.") == expected
+
+
+def test_pickle_round_trip_of_a_leaf_keeps_values_dtype_and_requires_grad():
+    import copy
+    import pickle
+
+    t = torch.tensor([[1.5, -2.0], [3.0, 4.25]], dtype=torch.float64, requires_grad=True)
+    for restored in (pickle.loads(pickle.dumps(t)), copy.copy(t), copy.deepcopy(t)):
+        assert restored.tolist() == t.tolist()
+        assert restored.dtype == torch.float64
+        assert restored.requires_grad
+        assert restored.is_leaf
+        assert restored.data_ptr() != t.data_ptr()
+
+
+def test_pickle_of_a_non_leaf_raises():
+    import pickle
+
+    t = torch.tensor([1.0], requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        pickle.dumps(t)
