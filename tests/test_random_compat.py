@@ -277,13 +277,26 @@ def test_large_tensors_match_torch():
 
 @pytest.mark.parametrize("shape", [(3,), (15,), (16,), (17,), (100, 30)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_uniform_and_normal_with_arguments_match_torch(shape, dtype):
+@pytest.mark.parametrize("low, high", [(-0.3, 0.7), (-0.7, 0.7), (0.1, 5.3)])
+def test_uniform_and_normal_with_arguments_match_torch(shape, dtype, low, high):
     torch = pytest.importorskip("torch")
     torch.manual_seed(5)
     gradcore.manual_seed(5)
-    expected_uniform = torch.empty(shape, dtype=getattr(torch, dtype)).uniform_(-0.3, 0.7).numpy()
-    expected_normal = torch.empty(shape, dtype=getattr(torch, dtype)).normal_(0.5, 2.0).numpy()
-    ours_uniform = gradcore.empty(shape, dtype=getattr(gradcore, dtype)).uniform_(-0.3, 0.7).numpy()
-    ours_normal = gradcore.empty(shape, dtype=getattr(gradcore, dtype)).normal_(0.5, 2.0).numpy()
+    expected_uniform = torch.empty(shape, dtype=getattr(torch, dtype)).uniform_(low, high).numpy()
+    expected_normal = torch.empty(shape, dtype=getattr(torch, dtype)).normal_(low, high).numpy()
+    ours_uniform = gradcore.empty(shape, dtype=getattr(gradcore, dtype)).uniform_(low, high).numpy()
+    ours_normal = gradcore.empty(shape, dtype=getattr(gradcore, dtype)).normal_(low, high).numpy()
     np.testing.assert_array_equal(ours_uniform, expected_uniform)
     np.testing.assert_array_equal(ours_normal, expected_normal)
+
+
+def test_fused_multiply_add_float64_rounds_once():
+    from fractions import Fraction as F
+
+    from gradcore.backend.cpu_random import fused_multiply_add_float64
+
+    rng = np.random.default_rng(1)
+    a, b, c = rng.standard_normal((3, 2000))
+    got = fused_multiply_add_float64(a, b, c)
+    exact = [float(F(x) * F(y) + F(z)) for x, y, z in zip(a, b, c)]  # float() rounds the exact value once
+    assert np.array_equal(got, np.array(exact))

@@ -5,7 +5,7 @@ import numpy as np
 
 import math
 
-from .cpu_random import CPUGenerator, fused_multiply_add_float32
+from .cpu_random import CPUGenerator, fused_multiply_add_float32, fused_multiply_add_float64
 
 
 class Backend:
@@ -91,23 +91,36 @@ class Backend:
         return self.generator.standard_normal(shape, dtype=dtype)
 
     def uniform(self, shape, low: float, high: float, dtype):
-        """Returns numbers drawn uniformly from [low, high), scaled in the dtype's precision as PyTorch does."""
-        if np.dtype(dtype) == np.float64:
-            return self.rand(shape, np.float64) * (high - low) + low
-        draws = self.rand(shape, np.float32)
-        return (draws * np.float32(high - low) + np.float32(low)).astype(dtype)
+        """Returns numbers drawn uniformly from [low, high): ``u * (high - low) + low`` fused, in the dtype."""
+        dtype = np.dtype(dtype)
+        if dtype == np.float64:
+            draws = self.rand(shape, np.float64)
+            low, span = np.float64(low), np.float64(high) - np.float64(low)
+            fused = fused_multiply_add_float64
+        else:
+            draws = self.rand(shape, np.float32)
+            low, span = np.float32(low), np.float32(high) - np.float32(low)
+            fused = fused_multiply_add_float32
+        if self.xp is np:
+            return fused(draws, span, low).astype(dtype, copy=False)
+        return (draws * span + low).astype(dtype, copy=False)
 
     def normal(self, shape, mean: float, std: float, dtype):
-        """Returns normal numbers with the given mean and standard deviation, rounded as PyTorch rounds them."""
+        """Returns normal numbers with the given mean and standard deviation: ``n * std + mean`` fused.
+
+        Element-wise draws (fewer than 16) are float64 numbers whatever the dtype, scaled before rounding.
+        """
         dtype = np.dtype(dtype)
-        if math.prod(shape) < 16 or dtype != np.float32:
-            # Element-wise draws are float64 numbers whatever the dtype: scale them before rounding.
-            draws = self.randn(shape, np.float64 if math.prod(shape) < 16 else dtype)
-            return (draws.astype(np.float64) * std + mean).astype(dtype)
-        draws = self.randn(shape, dtype)
+        elementwise = math.prod(shape) < 16
+        if dtype == np.float64 or elementwise:
+            draws = self.randn(shape, np.float64)
+            std, mean, fused = np.float64(std), np.float64(mean), fused_multiply_add_float64
+        else:
+            draws = self.randn(shape, np.float32)
+            std, mean, fused = np.float32(std), np.float32(mean), fused_multiply_add_float32
         if self.xp is np:
-            return fused_multiply_add_float32(draws, np.float32(std), np.float32(mean))
-        return draws * np.float32(std) + np.float32(mean)
+            return fused(draws, std, mean).astype(dtype, copy=False)
+        return (draws * std + mean).astype(dtype, copy=False)
 
     def randint(self, low, high, shape, dtype):
         """Returns integers drawn uniformly from [low, high)."""

@@ -59,6 +59,30 @@ def fused_multiply_add_float32(a, b, c):
     return total.astype(np.float32)
 
 
+def fused_multiply_add_float64(a, b, c):
+    """Returns ``a * b + c`` of float64 operands rounded once, as a fused multiply-add does.
+
+    numpy has no float64 fma; error-free transformations recover the product's and the sum's rounding errors
+    (Veltkamp splitting, two-sum) and add them back before the last rounding.
+    """
+    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
+    product = a * b
+    a_hi, a_lo = _split(a)
+    b_hi, b_lo = _split(b)
+    product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+    total = product + c
+    back = total - product
+    sum_error = (product - (total - back)) + (c - back)
+    return total + (sum_error + product_error)
+
+
+def _split(x):
+    # Splits a float64 into two halves of 26 bits whose products with another half are exact.
+    scaled = x * 134217729.0  # 2**27 + 1
+    high = scaled - (scaled - x)
+    return high, x - high
+
+
 def _log_float32(x):
     """Returns log(x) for float32 ``x`` in (0, 1], computed step for step as the float32 kernel does."""
     bits = x.view(np.uint32)

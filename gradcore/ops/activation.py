@@ -1,11 +1,13 @@
-"""Activations: sigmoid, relu, clamp, softmax and log_softmax, written to stay finite for extreme inputs."""
+"""Activations: sigmoid, relu, clamp, softmax, log_softmax, leaky_relu, gelu and erf, finite for extreme inputs."""
 from __future__ import annotations
+
+import math
 
 from .. import _dtypes
 from ..autograd.function import Function
 from ._util import Tensor, array_module, make_tensor, normalize_dim, result_type
 
-__all__ = ["sigmoid", "relu", "clamp", "softmax", "log_softmax"]
+__all__ = ["sigmoid", "relu", "clamp", "softmax", "log_softmax", "leaky_relu", "gelu", "erf"]
 
 
 def _float_data(x: Tensor):
@@ -178,3 +180,133 @@ def log_softmax(input, dim=None, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     return LogSoftmax.apply(input, _softmax_dim(input, dim))
+
+
+class LeakyRelu(Function):
+    node_name = "LeakyReluBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        data = x._data
+        positive = data > 0
+        # Keeping the mask (not x) lets an in-place leaky_relu overwrite x without invalidating backward.
+        ctx.positive, ctx.negative_slope = positive, negative_slope
+        return array_module(data).where(positive, data, data * data.dtype.type(negative_slope))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # The slope applies at 0 too, as in PyTorch.
+        slope = make_tensor(array_module(ctx.positive).where(ctx.positive, 1.0, ctx.negative_slope).astype(grad.dtype.numpy))
+        return grad * slope, None
+
+
+def leaky_relu(input, negative_slope: float = 0.01):
+    """Returns max(0, input) + negative_slope * min(0, input)."""
+    return LeakyRelu.apply(input, negative_slope)
+
+
+# erf has no numpy counterpart, so it is evaluated with array arithmetic that numpy and CuPy share.
+_ERF_SERIES_TERMS = 50  # enough for |x| <= 3: the last term is below 1e-17 of the sum
+_ERFC_FRACTION_DEPTH = 60  # enough for |x| >= 3: the truncated continued fraction is exact to ~1e-17
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+def _erf_array(data):
+    """erf of a float array to float64 accuracy.
+
+    For |x| <= 3 the series erf(x) = 2/sqrt(pi) exp(-x^2) sum_n (2x^2)^n x / (1*3*...*(2n+1)) has only
+    positive terms, so it loses nothing to cancellation.  For |x| > 3, erfc(|x|) comes from its continued
+    fraction exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + (2/2)/(x + (3/2)/(x + ...)))), evaluated from the bottom.
+    """
+    xp = array_module(data)
+    x = data.astype(xp.float64)
+    a = xp.abs(x)
+
+    small = xp.minimum(a, 3.0)
+    two_x2 = 2.0 * small * small
+    term = small.copy()
+    total = small.copy()
+    for n in range(1, _ERF_SERIES_TERMS):
+        term = term * two_x2 / (2 * n + 1)
+        total = total + term
+    erf_small = _TWO_OVER_SQRT_PI * xp.exp(-small * small) * total
+
+    large = xp.maximum(a, 3.0)
+    fraction = large
+    for k in range(_ERFC_FRACTION_DEPTH, 0, -1):
+        fraction = large + (k / 2.0) / fraction
+    erf_large = 1.0 - xp.exp(-large * large) / (math.sqrt(math.pi) * fraction)
+
+    out = xp.sign(x) * xp.where(a <= 3.0, erf_small, erf_large)
+    return out.astype(data.dtype, copy=False)
+
+
+class Erf(Function):
+    node_name = "ErfBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _erf_array(_float_data(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * ((-(x * x)).exp() * _TWO_OVER_SQRT_PI)
+
+
+def erf(input):
+    """Returns the error function 2/sqrt(pi) * integral from 0 to input of exp(-t^2) dt."""
+    return Erf.apply(input)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TANH_SCALE = math.sqrt(2.0 / math.pi)
+_TANH_CUBIC = 0.044715
+
+
+def _sigmoid_array(data):
+    """1 / (1 + exp(-x)) of an array, without overflow (exp only sees -|x|)."""
+    xp = array_module(data)
+    e = xp.exp(-xp.abs(data))
+    return xp.where(data >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Gelu(Function):
+    node_name = "GeluBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        data = _float_data(x)
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            # 0.5 * (1 + tanh(u)) = sigmoid(2u): no cancellation where tanh(u) is close to -1.
+            inner = _TANH_SCALE * (data + _TANH_CUBIC * data * data * data)
+            return (data * _sigmoid_array(2.0 * inner)).astype(data.dtype, copy=False)
+        return (0.5 * data * (1.0 + _erf_array(data * _SQRT_HALF))).astype(data.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # Written with tensor ops so that the gradient is itself differentiable (double backward).
+        (x,) = ctx.saved_tensors
+        if ctx.approximate == "tanh":
+            # d/dx x * s(2u) = s + 2x s (1 - s) du/dx, with s = sigmoid(2u).
+            inner = (x + x * x * x * _TANH_CUBIC) * _TANH_SCALE
+            s = sigmoid(inner * 2)
+            d_inner = (x * x * (3 * _TANH_CUBIC) + 1) * _TANH_SCALE
+            return grad * (s + x * 2 * s * (1 - s) * d_inner), None
+        cdf = (erf(x * _SQRT_HALF) + 1) * 0.5
+        pdf = (x * x * -0.5).exp() * _INV_SQRT_2PI
+        return grad * (cdf + x * pdf), None
+
+
+def gelu(input, approximate: str = "none"):
+    """Returns x * Phi(x), Phi the standard normal CDF; ``approximate='tanh'`` uses the tanh approximation."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    return Gelu.apply(input, approximate)

@@ -269,3 +269,66 @@ def assign(data, key, value) -> None:
         raise _expand_error(data[key].shape, tuple(getattr(value, "shape", ()))) from None
     except IndexError as exc:
         raise _index_error(exc, data) from None
+
+
+def _along_dim_key(index_data, dim: int) -> tuple:
+    """The advanced-indexing key that picks ``x[i0, .., index[i0, .., ik], .., ik]`` for every position of index."""
+    xp = array_module(index_data)
+    key = list(xp.ix_(*(xp.arange(n) for n in index_data.shape))) if index_data.ndim else []
+    key[dim] = index_data
+    return tuple(key)
+
+
+class Gather(Function):
+    node_name = "GatherBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dim, index_data):
+        ctx.key, ctx.shape = _along_dim_key(index_data, dim), x.shape
+        return x._data[ctx.key]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ScatterAddInto.apply(grad, ctx.key, ctx.shape), None, None
+
+
+class ScatterAddInto(Function):
+    """Adds a gradient into zeros of the input's shape at the gathered positions (repeats accumulate)."""
+
+    node_name = "ScatterAddBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, grad, key, shape):
+        data = grad._data
+        out = array_module(data).zeros(shape, dtype=data.dtype)
+        backend_of(out).scatter_add(out, key, data)
+        ctx.key = key
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Index.apply(grad, ctx.key), None, None
+
+
+def gather(input, dim: int, index, *, sparse_grad: bool = False):
+    """Gathers values along ``dim``: ``out[i][j][k] = input[i][index[i][j][k]][k]`` (for dim=1)."""
+    if not isinstance(index, Tensor) or index.dtype.name != "int64":
+        raise RuntimeError("gather(): Expected dtype int64 for index")
+    d = normalize_dim(dim, input.ndim)
+    if index.ndim != input.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    for i, (n_index, n_input) in enumerate(zip(index.shape, input.shape)):
+        if i != d and n_index > n_input:
+            raise RuntimeError(
+                f"Size does not match at dimension {i} expected index {list(index.shape)} to be no larger than "
+                f"self {list(input.shape)} apart from dimension {d}"
+            )
+    data = index._data
+    size = input.shape[d] if input.ndim else 1
+    if data.size and (data.min() < -size or data.max() >= size):
+        raise RuntimeError(f"index {int(data.max() if data.max() >= size else data.min())} is out of bounds for dimension {d} with size {size}")
+    if input.ndim == 0:
+        return input.clone()
+    return Gather.apply(input, d, data)

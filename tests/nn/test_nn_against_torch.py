@@ -1,0 +1,379 @@
+"""Layers, activations and losses of gradcore.nn against PyTorch: same weights, same data, same outputs and grads.
+
+Every case runs in float64 (agreement to ~1e-10) and float32 (~1e-6); losses run with every reduction.
+"""
+import numpy as np
+import pytest
+
+import gradcore
+import gradcore.nn as nn
+import gradcore.nn.functional as F
+
+torch = pytest.importorskip("torch")
+
+TOLERANCES = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-6)}
+DTYPES = ["float64", "float32"]
+REDUCTIONS = ["none", "mean", "sum"]
+
+
+def pair(array, requires_grad=True):
+    """The same numpy data as a gradcore and a torch tensor."""
+    return (gradcore.tensor(array, requires_grad=requires_grad),
+            torch.tensor(array, requires_grad=requires_grad))
+
+
+def assert_close(ours, theirs, dtype):
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), **TOLERANCES[dtype])
+
+
+def backward_both(ours, theirs, seed=0):
+    """Back-propagates the same random upstream gradient through both outputs."""
+    upstream = np.random.default_rng(seed).standard_normal(tuple(theirs.shape)).astype(str(theirs.dtype).split(".")[-1])
+    ours.backward(gradcore.tensor(upstream))
+    theirs.backward(torch.tensor(upstream))
+
+
+def copy_parameters(ours, theirs):
+    """Copies torch module parameters into the gradcore module (same names, same order)."""
+    their_params = dict(theirs.named_parameters())
+    for name, param in ours.named_parameters():
+        with gradcore.no_grad():
+            param.copy_(gradcore.tensor(their_params[name].detach().numpy()))
+
+
+# -- layers -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("input_shape", [(5, 4), (4,), (2, 3, 4)])
+def test_linear_output_and_gradients(dtype, bias, input_shape):
+    rng = np.random.default_rng(1)
+    ours = nn.Linear(4, 3, bias=bias, dtype=getattr(gradcore, dtype))
+    theirs = torch.nn.Linear(4, 3, bias=bias, dtype=getattr(torch, dtype))
+    copy_parameters(ours, theirs)
+    x, tx = pair(rng.standard_normal(input_shape).astype(dtype))
+    out, tout = ours(x), theirs(tx)
+    assert_close(out, tout, dtype)
+    backward_both(out, tout)
+    assert_close(x.grad, tx.grad, dtype)
+    assert_close(ours.weight.grad, theirs.weight.grad, dtype)
+    if bias:
+        assert_close(ours.bias.grad, theirs.bias.grad, dtype)
+    else:
+        assert ours.bias is None
+
+
+def test_linear_default_initialisation_draws_what_pytorch_draws():
+    # The CPU generators agree, and Linear draws weight then bias from the same distributions.
+    gradcore.manual_seed(7)
+    torch.manual_seed(7)
+    ours, theirs = nn.Linear(6, 4), torch.nn.Linear(6, 4)
+    np.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(), rtol=0, atol=1e-7)
+    np.testing.assert_allclose(ours.bias.detach().numpy(), theirs.bias.detach().numpy(), rtol=0, atol=1e-7)
+    gradcore.manual_seed(7)
+    torch.manual_seed(7)
+    ours = nn.Linear(6, 4, dtype=gradcore.float64)
+    theirs = torch.nn.Linear(6, 4, dtype=torch.float64)
+    np.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(), rtol=0, atol=1e-15)
+
+
+ACTIVATIONS = [
+    ("ReLU", {}, lambda m: m.ReLU()),
+    ("Sigmoid", {}, lambda m: m.Sigmoid()),
+    ("Tanh", {}, lambda m: m.Tanh()),
+    ("LeakyReLU", {}, lambda m: m.LeakyReLU()),
+    ("LeakyReLU(0.2)", {}, lambda m: m.LeakyReLU(0.2)),
+    ("GELU", {}, lambda m: m.GELU()),
+    ("GELU(tanh)", {}, lambda m: m.GELU(approximate="tanh")),
+    ("Softmax(1)", {}, lambda m: m.Softmax(dim=1)),
+    ("Softmax(-1)", {}, lambda m: m.Softmax(dim=-1)),
+    ("LogSoftmax(1)", {}, lambda m: m.LogSoftmax(dim=1)),
+    ("Flatten", {}, lambda m: m.Flatten()),
+    ("Flatten(0)", {}, lambda m: m.Flatten(0, 1)),
+    ("Identity", {}, lambda m: m.Identity()),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,_,make", ACTIVATIONS, ids=[a[0] for a in ACTIVATIONS])
+def test_activation_layers(name, _, make, dtype):
+    rng = np.random.default_rng(2)
+    data = (rng.standard_normal((4, 3, 2)) * 3).astype(dtype)
+    data[0, 0, 0] = 0.0  # the kink of relu / leaky_relu: both take the same one-sided derivative
+    x, tx = pair(data)
+    out, tout = make(nn)(x), make(torch.nn)(tx)
+    assert_close(out, tout, dtype)
+    backward_both(out, tout)
+    assert_close(x.grad, tx.grad, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_over_a_wide_range(dtype, approximate):
+    data = np.concatenate([np.linspace(-12, 12, 481), [-1e4, -50.0, 50.0, 1e4]]).astype(dtype)
+    # The reference is PyTorch in float64: in float32 PyTorch's tanh form rounds to 0 around x = -5, where
+    # gradcore keeps the (tiny) true values.
+    x, tx = gradcore.tensor(data, requires_grad=True), torch.tensor(data.astype("float64"), requires_grad=True)
+    out = F.gelu(x, approximate=approximate)
+    tout = torch.nn.functional.gelu(tx, approximate=approximate)
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), **TOLERANCES[dtype])
+    out.backward(gradcore.ones_like(out))
+    tout.backward(torch.ones_like(tout))
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), **TOLERANCES[dtype])
+    assert np.isfinite(x.grad.numpy()).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_functional_activations(dtype):
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((3, 5)).astype(dtype)
+    for name, args in [("relu", ()), ("sigmoid", ()), ("tanh", ()), ("leaky_relu", (0.3,)), ("gelu", ()),
+                       ("softmax", (0,)), ("log_softmax", (1,))]:
+        x, tx = pair(data)
+        out = getattr(F, name)(x, *args)
+        tout = getattr(torch.nn.functional, name)(tx, *args)
+        assert_close(out, tout, dtype)
+        backward_both(out, tout)
+        assert_close(x.grad, tx.grad, dtype)
+
+
+def test_inplace_activations_change_their_input():
+    for ours, theirs in [(nn.ReLU(inplace=True), torch.nn.ReLU(inplace=True)),
+                         (nn.LeakyReLU(0.1, inplace=True), torch.nn.LeakyReLU(0.1, inplace=True))]:
+        data = np.array([-2.0, -0.5, 0.0, 1.5])
+        x, tx = gradcore.tensor(data), torch.tensor(data)
+        out, tout = ours(x), theirs(tx)
+        np.testing.assert_array_equal(x.numpy(), tx.numpy())
+        np.testing.assert_array_equal(out.numpy(), tout.numpy())
+        # Through a non-leaf, the in-place form still differentiates correctly.
+        w, tw = pair(data)
+        y, ty = ours(w * 2.0), theirs(tw * 2.0)
+        y.sum().backward()
+        ty.sum().backward()
+        np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sequential_mlp_against_torch(dtype):
+    rng = np.random.default_rng(4)
+    ours = nn.Sequential(nn.Linear(5, 8), nn.GELU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 3), nn.LogSoftmax(1))
+    theirs = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.GELU(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
+                                 torch.nn.Linear(8, 3), torch.nn.LogSoftmax(1))
+    ours.to(getattr(gradcore, dtype))
+    theirs.to(getattr(torch, dtype))
+    copy_parameters(ours, theirs)
+    x, tx = pair(rng.standard_normal((6, 5)).astype(dtype), requires_grad=False)
+    target = rng.integers(0, 3, size=6)
+    loss = F.nll_loss(ours(x), gradcore.tensor(target))
+    tloss = torch.nn.functional.nll_loss(theirs(tx), torch.tensor(target))
+    assert_close(loss, tloss, dtype)
+    loss.backward()
+    tloss.backward()
+    their_params = dict(theirs.named_parameters())
+    for name, param in ours.named_parameters():
+        assert_close(param.grad, their_params[name].grad, dtype)
+
+
+# -- losses -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", ["MSELoss", "L1Loss"])
+def test_regression_losses(name, reduction, dtype):
+    rng = np.random.default_rng(5)
+    x, tx = pair(rng.standard_normal((4, 3)).astype(dtype))
+    y, ty = pair(rng.standard_normal((4, 3)).astype(dtype))
+    out = getattr(nn, name)(reduction=reduction)(x, y)
+    tout = getattr(torch.nn, name)(reduction=reduction)(tx, ty)
+    assert_close(out, tout, dtype)
+    backward_both(out, tout)
+    assert_close(x.grad, tx.grad, dtype)
+    assert_close(y.grad, ty.grad, dtype)
+
+
+def class_data(dtype, shape=(6, 4), seed=6, ignore=None):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal(shape) * 2).astype(dtype)
+    target_shape = (shape[0],) + tuple(shape[2:])
+    target = rng.integers(0, shape[1], size=target_shape)
+    if ignore is not None:
+        target.reshape(-1)[::3] = ignore
+    weight = rng.uniform(0.5, 2.0, size=shape[1]).astype(dtype)
+    return logits, target, weight
+
+
+CE_CASES = [
+    dict(),
+    dict(weight=True),
+    dict(ignore_index=1),
+    dict(ignore_index=-100, ignore=-100),
+    dict(weight=True, ignore_index=2, ignore=2),
+    dict(label_smoothing=0.1),
+    dict(label_smoothing=0.25, weight=True),
+    dict(label_smoothing=0.2, weight=True, ignore_index=3, ignore=3),
+    dict(shape=(3, 4, 5)),
+    dict(shape=(2, 3, 2, 2), weight=True, label_smoothing=0.3),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", CE_CASES, ids=[str(c) for c in CE_CASES])
+@pytest.mark.parametrize("name", ["CrossEntropyLoss", "NLLLoss"])
+def test_class_index_losses(name, case, reduction, dtype):
+    case = dict(case)
+    if name == "NLLLoss" and "label_smoothing" in case:
+        pytest.skip("NLLLoss has no label smoothing")
+    logits, target, weight = class_data(dtype, case.pop("shape", (6, 4)), ignore=case.pop("ignore", None))
+    if name == "NLLLoss":
+        logits = torch.log_softmax(torch.tensor(logits), 1).numpy()
+    kwargs = dict(case, reduction=reduction)
+    our_kwargs, their_kwargs = dict(kwargs), dict(kwargs)
+    if kwargs.pop("weight", False):
+        our_kwargs["weight"], their_kwargs["weight"] = gradcore.tensor(weight), torch.tensor(weight)
+    x, tx = pair(logits)
+    out = getattr(nn, name)(**our_kwargs)(x, gradcore.tensor(target))
+    tout = getattr(torch.nn, name)(**their_kwargs)(tx, torch.tensor(target))
+    assert_close(out, tout, dtype)
+    backward_both(out, tout)
+    assert_close(x.grad, tx.grad, dtype)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_single_sample_and_probability_targets(reduction):
+    rng = np.random.default_rng(7)
+    # One unbatched sample: (C,) logits and a 0-d target.
+    x, tx = pair(rng.standard_normal(5))
+    out = F.cross_entropy(x, gradcore.tensor(3), reduction=reduction)
+    tout = torch.nn.functional.cross_entropy(tx, torch.tensor(3), reduction=reduction)
+    assert_close(out, tout, "float64")
+    # Class probabilities as the target, with weights and smoothing.
+    probabilities = rng.dirichlet(np.ones(4), size=5)
+    weight = rng.uniform(0.5, 2.0, size=4)
+    x, tx = pair(rng.standard_normal((5, 4)))
+    y, ty = pair(probabilities)
+    out = F.cross_entropy(x, y, weight=gradcore.tensor(weight), reduction=reduction, label_smoothing=0.1)
+    tout = torch.nn.functional.cross_entropy(tx, ty, weight=torch.tensor(weight), reduction=reduction,
+                                             label_smoothing=0.1)
+    assert_close(out, tout, "float64")
+    backward_both(out, tout)
+    assert_close(x.grad, tx.grad, "float64")
+    assert_close(y.grad, ty.grad, "float64")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bce_loss(weighted, reduction, dtype):
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0.02, 0.98, size=(5, 3)).astype(dtype)
+    p[0, :] = [0.0, 1.0, 0.5]  # the clamped logs: finite loss and finite gradient
+    y = rng.uniform(0, 1, size=(5, 3)).astype(dtype)
+    y[0, :] = [0.0, 1.0, 1.0]
+    w = rng.uniform(0.5, 2, size=(5, 3)).astype(dtype)
+    x, tx = pair(p)
+    t, tt = pair(y)
+    kwargs = dict(weight=gradcore.tensor(w)) if weighted else {}
+    tkwargs = dict(weight=torch.tensor(w)) if weighted else {}
+    out = nn.BCELoss(reduction=reduction, **kwargs)(x, t)
+    tout = torch.nn.BCELoss(reduction=reduction, **tkwargs)(tx, tt)
+    assert_close(out, tout, dtype)
+    backward_both(out, tout)
+    assert_close(x.grad, tx.grad, dtype)
+    assert_close(t.grad, tt.grad, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("options", ["plain", "weight", "pos_weight", "both"])
+def test_bce_with_logits_loss(options, reduction, dtype):
+    rng = np.random.default_rng(9)
+    logits = (rng.standard_normal((4, 3)) * 4).astype(dtype)
+    logits[0, :] = [0.0, 1e4, -1e4]  # the kink of |x| and extreme logits
+    y = rng.uniform(0, 1, size=(4, 3)).astype(dtype)
+    weight = rng.uniform(0.5, 2, size=(4, 3)).astype(dtype)
+    pos_weight = rng.uniform(0.5, 3, size=3).astype(dtype)
+    x, tx = pair(logits)
+    t, tt = pair(y)
+    ours_kw, theirs_kw = {}, {}
+    if options in ("weight", "both"):
+        ours_kw["weight"], theirs_kw["weight"] = gradcore.tensor(weight), torch.tensor(weight)
+    if options in ("pos_weight", "both"):
+        # PyTorch does not differentiate pos_weight (gradcore does: see the gradcheck tests).
+        ours_kw["pos_weight"], theirs_kw["pos_weight"] = pair(pos_weight, requires_grad=False)
+    out = nn.BCEWithLogitsLoss(reduction=reduction, **ours_kw)(x, t)
+    tout = torch.nn.BCEWithLogitsLoss(reduction=reduction, **theirs_kw)(tx, tt)
+    assert_close(out, tout, dtype)
+    assert np.isfinite(out.detach().numpy()).all()
+    backward_both(out, tout)
+    for ours, theirs in [(x, tx), (t, tt)]:
+        assert_close(ours.grad, theirs.grad, dtype)
+
+
+# -- module API details shared with PyTorch -----------------------------------------------------------------------
+
+def test_reprs_match_torch():
+    def build(m):
+        return m.Sequential(
+            m.Linear(2, 3), m.ReLU(), m.Dropout(), m.GELU(), m.GELU(approximate="tanh"), m.Softmax(dim=1),
+            m.LeakyReLU(0.2, inplace=True), m.Flatten(), m.Identity(), m.Sigmoid(), m.Tanh(), m.LogSoftmax(),
+            m.ReLU(inplace=True), m.Linear(3, 1, bias=False), m.Dropout(0.25),
+            m.MSELoss(), m.L1Loss(), m.CrossEntropyLoss(), m.NLLLoss(), m.BCELoss(), m.BCEWithLogitsLoss(),
+            m.Sequential(m.Linear(1, 1), m.ModuleList([m.ReLU(), m.ReLU(), m.Tanh()])),
+        )
+
+    assert repr(build(nn)) == str(build(torch.nn))
+    assert repr(nn.ModuleList()) == repr(torch.nn.ModuleList())
+    assert repr(nn.Sequential()) == repr(torch.nn.Sequential())
+    assert repr(nn.Parameter(gradcore.ones(2))) == repr(torch.nn.Parameter(torch.ones(2)))
+
+
+def test_state_dict_keys_and_parameter_order_match_torch():
+    def build(m):
+        return m.Sequential(m.Linear(3, 4), m.ReLU(), m.Sequential(m.Linear(4, 2), m.Linear(2, 2, bias=False)),
+                            m.CrossEntropyLoss(weight=m.Linear(1, 2).bias.detach() if m is torch.nn
+                                               else gradcore.ones(2)))
+
+    ours, theirs = build(nn), build(torch.nn)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+
+
+def test_load_state_dict_messages_match_torch():
+    ours, theirs = nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    for state in [{"weight": np.ones((2, 2)), "foo": np.ones(1)}, {"weight": np.ones((3, 2)), "bias": np.ones(2)}]:
+        with pytest.raises(RuntimeError) as our_error:
+            ours.load_state_dict({k: gradcore.tensor(v) for k, v in state.items()})
+        with pytest.raises(RuntimeError) as their_error:
+            theirs.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+        assert str(our_error.value).replace("gradcore", "torch") == str(their_error.value)
+    result = ours.load_state_dict({"weight": gradcore.ones(2, 2), "foo": gradcore.ones(1)}, strict=False)
+    their_result = theirs.load_state_dict({"weight": torch.ones(2, 2), "foo": torch.ones(1)}, strict=False)
+    assert repr(result) == repr(their_result)
+    assert result.missing_keys == ["bias"] and result.unexpected_keys == ["foo"]
+
+
+def test_error_types_match_torch():
+    rng = np.random.default_rng(10)
+    logits = rng.standard_normal((3, 4))
+    cases = [
+        lambda lib, f: f.cross_entropy(lib.tensor(logits), lib.tensor([0, 1])),
+        lambda lib, f: f.cross_entropy(lib.tensor(logits), lib.tensor([0, 5, 1])),
+        lambda lib, f: f.cross_entropy(lib.tensor(logits), lib.tensor([0, 1, 2], dtype=lib.int32)),
+        lambda lib, f: f.mse_loss(lib.tensor(logits), lib.tensor(logits), reduction="average"),
+        lambda lib, f: f.binary_cross_entropy(lib.tensor([1.5]), lib.tensor([1.0])),
+        lambda lib, f: f.binary_cross_entropy(lib.tensor([0.5]), lib.tensor([[1.0]])),
+        lambda lib, f: f.binary_cross_entropy_with_logits(lib.tensor([0.5]), lib.tensor([[1.0]])),
+        lambda lib, f: f.dropout(lib.tensor(logits), p=1.5),
+        lambda lib, f: f.gelu(lib.tensor(logits), approximate="fast"),
+    ]
+    for case in cases:
+        with pytest.raises(Exception) as their_error:
+            case(torch, torch.nn.functional)
+        with pytest.raises(type(their_error.value)) as our_error:
+            case(gradcore, F)
+        assert str(our_error.value).replace("gradcore", "torch") == str(their_error.value)
