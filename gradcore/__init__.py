@@ -8,6 +8,7 @@ from . import _dtypes
 from ._dtypes import (dtype, float16, float32, float64, int8, int16, int32, int64, uint8, get_default_dtype,
                       set_default_dtype, promote_types)
 from .backend import device
+from .generator import Generator, default_generator
 from .tensor import Size, Tensor
 from . import autograd
 from .autograd import enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad, set_grad_enabled
