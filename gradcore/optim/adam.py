@@ -1,0 +1,117 @@
+"""``Adam``: adaptive moment estimation, with optional AMSGrad and (decoupled) weight decay."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from .. import creation
+from .._dtypes import float32
+from ..autograd.grad_mode import no_grad
+from .optimizer import Optimizer, ParamsT, addcdiv_, addcmul_, lerp_
+from .sgd import _check_unsupported
+
+__all__ = ["Adam"]
+
+
+class Adam(Optimizer):
+    """Implements the Adam algorithm.
+
+    For each parameter ``p`` with gradient ``g`` at step ``t``: ``m = beta1 * m + (1 - beta1) * g``,
+    ``v = beta2 * v + (1 - beta2) * g * g`` (with AMSGrad the running maximum of ``v`` replaces it below),
+    then ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``. Weight decay adds
+    ``weight_decay * p`` to ``g``; with ``decoupled_weight_decay`` (AdamW) it scales ``p`` by
+    ``1 - lr * weight_decay`` instead.
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_unsupported(foreach, differentiable, fused)
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "differentiable": differentiable,
+            "fused": fused,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
+        super().__init__(params, defaults)
+
+    def _init_state(self, param, amsgrad: bool) -> dict:
+        state = self.state[param]
+        if len(state) == 0:
+            # The step count is a float32 scalar tensor, as PyTorch keeps it, so state dicts look alike.
+            state["step"] = creation.tensor(0.0, dtype=float32)
+            state["exp_avg"] = creation.zeros_like(param)
+            state["exp_avg_sq"] = creation.zeros_like(param)
+            if amsgrad:
+                state["max_exp_avg_sq"] = creation.zeros_like(param)
+        return state
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform a single optimization step to update the parameters."""
+        loss = self._evaluate_closure(closure)
+        with no_grad():
+            for group in self.param_groups:
+                lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+                weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
+                decoupled = group["decoupled_weight_decay"]
+                for param in group["params"]:
+                    if param.grad is None:
+                        continue
+                    grad = -param.grad if maximize else param.grad
+                    state = self._init_state(param, amsgrad)
+                    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                    state["step"] += 1
+                    step = state["step"].item()
+
+                    if weight_decay != 0:
+                        if decoupled:
+                            param.mul_(1 - lr * weight_decay)
+                        else:
+                            grad = grad.add(param, alpha=weight_decay)
+
+                    lerp_(exp_avg, grad, 1 - beta1)
+                    addcmul_(exp_avg_sq.mul_(beta2), grad, grad, value=1 - beta2)
+
+                    bias_correction1 = 1 - beta1**step
+                    bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+                    step_size = lr / bias_correction1
+                    if amsgrad:
+                        max_exp_avg_sq = state["max_exp_avg_sq"]
+                        max_exp_avg_sq.copy_(max_exp_avg_sq.maximum(exp_avg_sq))
+                        second_moment = max_exp_avg_sq
+                    else:
+                        second_moment = exp_avg_sq
+                    denominator = (second_moment.sqrt() / bias_correction2_sqrt).add_(eps)
+                    addcdiv_(param, exp_avg, denominator, value=-step_size)
+        return loss
