@@ -5,14 +5,19 @@ import builtins
 import math
 
 from . import _dtypes
+from . import backend as _backend
 from ._dtypes import from_numpy_dtype, get_default_dtype, to_dtype
-from .backend import CPU, backend_of, get_backend, to_device
+from .backend import CPU, backend_of, get_backend, get_default_device, set_default_device, to_device
 from .backend import cuda as _cuda_backend
 from .tensor import Tensor, _data_to_array, _shape_from_args, make_tensor
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
            "empty_like", "full_like", "rand", "randn", "randint", "rand_like", "randn_like", "randperm", "arange",
-           "eye", "linspace", "manual_seed", "seed", "initial_seed", "scalar_tensor", "from_dlpack"]
+           "eye", "linspace", "manual_seed", "seed", "initial_seed", "scalar_tensor", "from_dlpack",
+           "set_default_device", "get_default_device"]
+
+# DLPack device types (the DLDeviceType enumeration of dlpack.h) that CuPy, rather than numpy, imports.
+_DLPACK_CUDA = 2
 
 
 def _finish(array, requires_grad: bool) -> Tensor:
@@ -40,14 +45,21 @@ def _infer_dtype(array, data) -> _dtypes.dtype:
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
-    """Returns a new tensor holding a copy of ``data`` (a number, nested lists, an array or a tensor)."""
+    """Constructs a tensor with no autograd history by copying ``data``.
+
+    ``data`` is a number, nested lists, an array or a tensor. Without ``device``, a tensor or a CuPy array keeps its device; other data goes to the default device.
+    """
+    if device is None and isinstance(data, Tensor):
+        device = data.device
+    elif device is None and hasattr(data, "__cuda_array_interface__"):
+        device = backend_of(data).device
     backend = get_backend(device)
-    if isinstance(data, Tensor):
-        source = data._data
+    if isinstance(data, Tensor) or hasattr(data, "__cuda_array_interface__"):
+        source = data._data if isinstance(data, Tensor) else data
         array = to_device(source, backend)
         if array is source:
             array = array.copy()
-        inferred = data.dtype
+        inferred = from_numpy_dtype(array.dtype)
     else:
         host = CPU.xp.asarray(_data_to_array(data))
         inferred = _infer_dtype(host, data)
@@ -64,6 +76,8 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
         return data.to(device=device, dtype=dtype) if (device is not None or dtype is not None) else data
     if hasattr(data, "__array_interface__") or hasattr(data, "__cuda_array_interface__"):
         t = make_tensor(data)
+        if device is None and hasattr(data, "__array_interface__"):
+            device = get_default_device()  # host arrays go to the default device, device arrays stay put
         return t.to(device=device, dtype=dtype) if (device is not None or dtype is not None) else t
     return tensor(data, dtype=dtype, device=device)
 
@@ -80,14 +94,27 @@ def from_numpy(array) -> Tensor:
     return make_tensor(array)
 
 
-def from_dlpack(obj) -> Tensor:
-    """Returns a tensor sharing memory with any object that supports the DLPack protocol."""
-    if isinstance(obj, Tensor):
-        return obj
-    device_type, _ = obj.__dlpack_device__()
-    if device_type == 1:  # kDLCPU
-        return make_tensor(CPU.xp.from_dlpack(obj))
-    return make_tensor(_cuda_backend.get_backend(None).xp.from_dlpack(obj))
+def from_dlpack(ext_tensor) -> Tensor:
+    """Converts a tensor from an external library into a gradcore tensor, sharing its memory (no copy).
+
+    ``ext_tensor`` is any object with ``__dlpack__`` and ``__dlpack_device__`` (a numpy or CuPy array, a
+    PyTorch tensor, a gradcore tensor): host memory becomes a CPU tensor, CUDA memory a tensor on the same
+    GPU.
+    """
+    if not hasattr(ext_tensor, "__dlpack__") or not hasattr(ext_tensor, "__dlpack_device__"):
+        raise TypeError(
+            "from_dlpack() expects an object with __dlpack__ and __dlpack_device__, "
+            f"got {type(ext_tensor).__name__}"
+        )
+    device_type, index = ext_tensor.__dlpack_device__()
+    if int(device_type) == _DLPACK_CUDA:
+        backend = get_backend(_backend.device("cuda", int(index)))
+        with backend.xp.cuda.Device(backend.index):
+            array = backend.xp.from_dlpack(ext_tensor)
+    else:
+        array = CPU.xp.from_dlpack(ext_tensor)  # host memory; numpy raises BufferError for other devices
+    from_numpy_dtype(array.dtype)  # raises TypeError for dtypes gradcore does not have
+    return make_tensor(array)
 
 
 def _creation(fill, args, dtype, device, requires_grad, default=None):
@@ -254,7 +281,7 @@ class _Generator:
     def initial_seed(self) -> int:
         return self._seed
 
-    def manual_seed(self, seed: int) -> "_Generator":
+    def manual_seed(self, seed: int) -> _Generator:
         manual_seed(seed)
         return self
 

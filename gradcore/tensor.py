@@ -271,7 +271,7 @@ class Tensor:
         return bool(self._data.flags.c_contiguous)
 
     def data_ptr(self) -> int:
-        """Returns the address of the first element."""
+        """Returns the address of the first element of self tensor (a device address for CUDA tensors)."""
         return backend_of(self._data).data_ptr(self._data)
 
     def storage_offset(self) -> int:
@@ -301,7 +301,10 @@ class Tensor:
         return backend_of(self._data).to_numpy(self._data).tolist()
 
     def numpy(self, *, force: bool = False):
-        """Returns a numpy array sharing this tensor's memory (CPU tensors that need no grad only)."""
+        """Returns the tensor as a NumPy ndarray sharing its memory (CPU tensors that need no grad only).
+
+        With ``force=True`` a tensor that requires grad is read anyway, and a CUDA tensor is copied to the host.
+        """
         if self._data.__class__ is not _ndarray:
             if force:
                 return backend_of(self._data).to_numpy(self._data)
@@ -314,8 +317,15 @@ class Tensor:
         return self._data
 
     def __array__(self, dtype=None, copy=None):
-        array = self.numpy(force=True) if self._requires_grad else self.numpy()
-        return array if dtype is None else array.astype(dtype)
+        """Returns the tensor's memory as a numpy array (``numpy.asarray(tensor)``); CUDA tensors raise TypeError."""
+        if self._data.__class__ is not _ndarray:
+            self.numpy()  # raises PyTorch's TypeError: device memory is never converted implicitly
+        array = self._data
+        if dtype is not None and array.dtype != dtype:
+            if copy is False:
+                raise ValueError(f"converting a {self.dtype} tensor to {dtype} needs a copy, but copy=False was given")
+            return array.astype(dtype)
+        return array.copy() if copy else array
 
     def _python_scalar(self):
         if self._data.size != 1:
@@ -342,7 +352,12 @@ class Tensor:
         return complex(self.item())
 
     def to(self, *args, **kwargs) -> "Tensor":
-        """Returns the tensor with another dtype and/or device (itself when nothing changes)."""
+        """Performs Tensor dtype and/or device conversion: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``,
+        ``to(other)``.
+
+        Returns the tensor itself when it already has the dtype and device (unless ``copy=True``). The conversion
+        is differentiable: gradients flow back to this tensor's device and dtype.
+        """
         target_device, target_dtype, copy = _parse_to(self, *args, **kwargs)
         out = self
         if target_device is not None:
@@ -355,30 +370,48 @@ class Tensor:
             out = self.clone()
         return out
 
-    def cpu(self) -> "Tensor":
-        """Returns a copy on the CPU (the tensor itself when it is there already)."""
-        return self.to("cpu")
+    def cpu(self, memory_format=None) -> "Tensor":
+        """Returns a copy of this object in CPU memory (the object itself when it is there already)."""
+        return self.to(_CPU_DEVICE)
 
-    def cuda(self, device=None, non_blocking: bool = False) -> "Tensor":
-        """Returns a copy on a CUDA device (the tensor itself when it is there already)."""
+    def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> "Tensor":
+        """Returns a copy of this object in CUDA memory (the object itself when it is there already).
+
+        ``device`` is a CUDA device, its index, or None for the current CUDA device. Without a usable GPU, or
+        without CuPy, raises RuntimeError saying which is missing.
+        """
         if device is None:
-            device = "cuda"
-        elif isinstance(device, int):
-            device = f"cuda:{device}"
+            device = _device("cuda")
+        else:
+            device = _device(device)
+            if device.type != "cuda":
+                raise RuntimeError(f"Invalid device, must be cuda device (got {device})")
         return self.to(device)
 
-    def type(self, dtype=None):
-        """Returns the legacy type name, or the tensor converted to ``dtype``."""
+    def type(self, dtype=None, non_blocking: bool = False, **kwargs):
+        """Returns the type name if ``dtype`` is not given, else casts this object to the given type.
+
+        A type name (``'gradcore.cuda.FloatTensor'``, also spelt ``'torch.…'``) or a legacy class
+        (``gradcore.FloatTensor``) names a device as well; a dtype keeps the device. The tensor itself is
+        returned when it already is of that type.
+        """
         if dtype is None:
             prefix = "gradcore." if self.device.type == "cpu" else "gradcore.cuda."
             return f"{prefix}{self.dtype.legacy_name}Tensor"
+        device = None
         if isinstance(dtype, str):
-            name = dtype.rsplit(".", 1)[-1].replace("Tensor", "")
-            matches = [d for d in _dtypes.ALL_DTYPES if d.legacy_name == name]
-            if not matches:
+            module, _, name = dtype.rpartition(".")
+            legacy = name[:-len("Tensor")] if name.endswith("Tensor") else None
+            matches = [d for d in _dtypes.ALL_DTYPES if d.legacy_name == legacy]
+            if not matches or module.split(".")[0] not in ("gradcore", "torch") or module.count(".") > 1 or (
+                    "." in module and not module.endswith(".cuda")):
                 raise ValueError(f"invalid type: '{dtype}'")
-            dtype = matches[0]
-        return self.to(to_dtype(dtype))
+            dtype, device = matches[0], ("cuda" if module.endswith(".cuda") else "cpu")
+        elif isinstance(dtype, type) and issubclass(dtype, Tensor):
+            if dtype._legacy_dtype is None:
+                raise ValueError(f"invalid type: '{dtype.__name__}'")
+            dtype, device = dtype._legacy_dtype, "cpu"
+        return self.to(device=device, dtype=to_dtype(dtype), non_blocking=non_blocking)
 
     def type_as(self, other: "Tensor") -> "Tensor":
         return self.to(other.dtype)
@@ -878,7 +911,17 @@ class Tensor:
         return repr(self)
 
     def __reduce_ex__(self, protocol):
-        raise TypeError("gradcore tensors are saved with gradcore.save, not pickled")
+        # Pickling keeps the values, dtype, device and requires_grad of a leaf (as PyTorch does);
+        # gradcore.save writes files that load without running any code.
+        if not self.is_leaf:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the pickle protocol; "
+                "call .detach() first."
+            )
+        host = backend_of(self._data).to_numpy(self._data)
+        if host is self._data:
+            host = host.copy()  # copy.copy() goes through here too, and must not share memory
+        return (_rebuild_tensor, (host, str(self.device), self._requires_grad))
 
     def __deepcopy__(self, memo):
         if not self.is_leaf:
@@ -1187,11 +1230,34 @@ class Tensor:
         return _creation.full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
                               requires_grad=requires_grad)
 
-    def __dlpack__(self, stream=None):
-        return self._data.__dlpack__() if stream is None else self._data.__dlpack__(stream=stream)
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Creates a DLPack capsule of the tensor's memory, for another library's ``from_dlpack`` (no copy).
 
-    def __dlpack_device__(self):
+        Tensors that require grad are refused, as in PyTorch: the capsule cannot carry the graph.
+        """
+        if self._requires_grad:
+            raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
+        options = {"max_version": max_version, "dl_device": dl_device, "copy": copy}
+        if self._data.__class__ is not _ndarray:
+            options["stream"] = stream  # a CUDA stream the consumer will use; numpy accepts none
+        options = {k: v for k, v in options.items() if v is not None}
+        try:
+            return self._data.__dlpack__(**options)
+        except TypeError:
+            if "max_version" not in options:
+                raise
+            # Array libraries older than DLPack 1.0 take no version: give them the unversioned capsule.
+            options.pop("max_version")
+            return self._data.__dlpack__(**options)
+
+    def __dlpack_device__(self) -> tuple:
+        """Returns the DLPack device of the tensor: (device type, index), e.g. (1, 0) for the CPU, (2, i) for CUDA."""
         return self._data.__dlpack_device__()
+
+
+def _rebuild_tensor(array, device: str, requires_grad: bool) -> Tensor:
+    """Unpickles a tensor written by Tensor.__reduce_ex__."""
+    return make_tensor(to_device(array, get_backend(device)), requires_grad)
 
 
 def _write_back(base: Tensor, chain: tuple, value: Tensor) -> Tensor:
@@ -1230,27 +1296,39 @@ def _data_to_array(data, dim: int = 0):
 
 
 def _parse_to(tensor: Tensor, *args, **kwargs):
-    """Reads ``to``'s overloads: to(device), to(dtype), to(device, dtype), to(tensor); with copy=, non_blocking=."""
+    """Reads ``to``'s overloads into (device, dtype, copy).
+
+    ``to(device=None, dtype=None, non_blocking=False, copy=False)``, ``to(dtype, non_blocking=False,
+    copy=False)`` and ``to(other, non_blocking=False, copy=False)``; a device may be a string, a ``device``
+    or a CUDA device index.
+    """
     target_device = kwargs.pop("device", None)
     target_dtype = kwargs.pop("dtype", None)
     copy = kwargs.pop("copy", False)
     kwargs.pop("non_blocking", None)
     kwargs.pop("memory_format", None)
     if kwargs:
-        raise TypeError(f"to() received an invalid combination of arguments: {sorted(kwargs)}")
+        raise TypeError(f"to() received an invalid combination of arguments: unexpected keyword(s) {sorted(kwargs)}")
+    flags = []  # positional non_blocking, copy
     for a in args:
-        if isinstance(a, Tensor):
+        if isinstance(a, bool):
+            flags.append(a)
+        elif flags:
+            raise TypeError(f"to() received an invalid combination of arguments - got {type(a).__name__} after a bool")
+        elif isinstance(a, Tensor):
             target_device, target_dtype = a.device, a.dtype
         elif isinstance(a, _dtypes.dtype):
             target_dtype = a
-        elif isinstance(a, (str, _device)):
-            target_device = _device(a)
-        elif isinstance(a, int) and not isinstance(a, bool):
-            target_device = _device("cuda", a)
-        elif isinstance(a, bool):
-            continue
+        elif isinstance(a, (str, _device, int)):
+            target_device = a
         else:
             raise TypeError(f"to() received an invalid combination of arguments - got ({type(a).__name__})")
+    if len(flags) > 2:
+        raise TypeError("to() received an invalid combination of arguments - too many bools")
+    if len(flags) == 2:
+        copy = flags[1]
+    if target_device is not None:
+        target_device = _device(target_device)
     if target_dtype is not None:
         target_dtype = to_dtype(target_dtype)
     return target_device, target_dtype, copy

@@ -13,7 +13,9 @@ import weakref
 from typing import Any, Callable
 
 from .grad_mode import state
-from ..backend import CPU_ARRAY as _ndarray
+from ..backend import CPU, CPU_ARRAY as _ndarray, CPU_SCALAR_TYPES as _numpy_scalars
+
+_np_asarray = CPU.xp.asarray
 
 __all__ = ["Function", "Node", "BackwardNode", "AccumulateGrad", "FunctionCtx", "once_differentiable"]
 
@@ -333,6 +335,9 @@ class Function(metaclass=_FunctionMeta):
         else:
             out = cls.forward(ctx, *args, **kwargs)
 
+        returned = out
+        if out.__class__ in _numpy_scalars:
+            out = _np_asarray(out)  # numpy reduces 0-d results to scalars; a tensor needs an array
         if out.__class__ is _ndarray:
             # The common case, a built-in op returning one array, without the general bookkeeping.
             t = make_tensor(out)
@@ -345,7 +350,7 @@ class Function(metaclass=_FunctionMeta):
                     if cls.is_view:
                         t._view_base_fn = t._base._grad_fn
                 if ctx._to_save:
-                    ctx._saved = _save(ctx._to_save, (out,), (t,))
+                    ctx._saved = _save(ctx._to_save, (returned,), (t,))
                     ctx._to_save = ()
                 if grad_state.anomaly:
                     ctx._trace = traceback.format_stack()[:-1]

@@ -6,14 +6,13 @@ transfers and dtype mapping live in the per-device ``Backend`` objects of ``cpu.
 """
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as _np
 
 from . import cpu as _cpu
 from . import cuda as _cuda
 
-__all__ = ["device", "Backend", "CPU", "CPU_ARRAY", "get_backend", "backend_of", "array_module", "to_device"]
+__all__ = ["device", "Backend", "CPU", "CPU_ARRAY", "get_backend", "backend_of", "array_module", "to_device",
+           "reshape_view", "put_along_axis", "set_default_device", "get_default_device"]
 
 
 class device:
@@ -21,9 +20,15 @@ class device:
 
     __slots__ = ("type", "index")
 
-    def __init__(self, type: Union[str, "device"], index: int | None = None) -> None:
+    def __init__(self, type: str | int | device, index: int | None = None) -> None:
         if isinstance(type, device):
             self.type, self.index = type.type, type.index
+            return
+        if isinstance(type, int) and not isinstance(type, bool):
+            # device(0) names CUDA device 0, as in PyTorch.
+            if type < 0:
+                raise RuntimeError(f"Device index must not be negative, got {type}")
+            self.type, self.index = "cuda", type
             return
         if not isinstance(type, str):
             raise TypeError(f"device() expected a string or a device, but got {type.__class__.__name__}")
@@ -66,20 +71,36 @@ Backend = _cpu.Backend
 CPU = _cpu.CPU_BACKEND
 #: The array type of the CPU backend; a type check against it is the cheapest "is this on the CPU?".
 CPU_ARRAY = _np.ndarray
+#: numpy's scalar types: a reduction of a numpy array to 0-d returns one of these instead of an array.
+CPU_SCALAR_TYPES = frozenset(_np.dtype(c).type for c in "efdbhilqBHILQ?")
+
+# The backend that creation functions use when no device is given (``set_default_device``).
+_default_backend: Backend = CPU
 
 
-def get_backend(dev) -> "Backend":
-    """Returns the backend for a device, a device string, or None (the CPU)."""
+def get_backend(dev) -> Backend:
+    """Returns the backend for a device, a device string or index, or None (the default device, the CPU)."""
     if dev is None:
-        return CPU
-    if not isinstance(dev, device):
+        return _default_backend
+    if dev.__class__ is not device:
         dev = device(dev)
     if dev.type == "cpu":
         return CPU
     return _cuda.get_backend(dev.index)
 
 
-def backend_of(array) -> "Backend":
+def set_default_device(dev) -> None:
+    """Sets the device that tensors are created on when no device is given (None means the CPU)."""
+    global _default_backend
+    _default_backend = CPU if dev is None else get_backend(dev)
+
+
+def get_default_device() -> device:
+    """Returns the device that tensors are created on when no device is given."""
+    return _default_backend.device
+
+
+def backend_of(array) -> Backend:
     """Returns the backend that owns an array."""
     if type(array) is _np.ndarray:
         return CPU
@@ -93,7 +114,7 @@ def array_module(array):
     return backend_of(array).xp
 
 
-def to_device(array, target: "Backend"):
+def to_device(array, target: Backend):
     """Returns ``array`` on the target backend's device (the same object when it is already there)."""
     source = backend_of(array)
     if source is target:
@@ -101,3 +122,25 @@ def to_device(array, target: "Backend"):
     if target is CPU:
         return source.to_numpy(array)
     return target.from_host_or_device(array)
+
+
+def reshape_view(array, shape: tuple):
+    """Returns a view of ``array`` with ``shape``, or None when no view has that shape (only a copy would).
+
+    numpy says so through ``reshape(copy=False)``; CuPy (which has that argument only from version 14 on) is
+    asked through its backend.
+    """
+    if type(array) is _np.ndarray:
+        try:
+            return _np.reshape(array, shape, copy=False)
+        except ValueError:
+            return None
+    return backend_of(array).reshape_view(array, shape)
+
+
+def put_along_axis(target, indices, values, axis: int) -> None:
+    """Writes ``values`` into ``target`` at ``indices`` along ``axis``, in place (numpy's ``put_along_axis``)."""
+    if type(target) is _np.ndarray:
+        _np.put_along_axis(target, indices, values, axis=axis)
+    else:
+        backend_of(target).put_along_axis(target, indices, values, axis)

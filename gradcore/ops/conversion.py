@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..backend import backend_of, to_device
-from ._util import Tensor, array_module, binary_operands, make_tensor, meta, reduce_grad
+from ._util import Tensor, array_module, binary_operands, meta, reduce_grad
 
 __all__ = ["Clone", "ToDtype", "ToDevice", "fill", "copy_value", "remainder", "rounding"]
 

@@ -38,9 +38,11 @@ class Sum(Function):
     def forward(ctx, x, dims, keepdim, dtype):
         ctx.input_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
         data = x._data
-        if dtype is None and not x.dtype.is_floating_point:
+        if dtype is None and data.dtype.kind != "f":
             dtype = _dtypes.int64
-        return data.sum(axis=dims, keepdims=keepdim, dtype=None if dtype is None else dtype.numpy)
+        # axis=None is numpy's fast path for a full reduction.
+        axis = None if len(dims) == data.ndim and not keepdim else dims
+        return data.sum(axis=axis, keepdims=keepdim, dtype=None if dtype is None else dtype.numpy)
 
     @staticmethod
     def backward(ctx, grad):

@@ -1,0 +1,438 @@
+"""gradcore's own CUDA kernels (``kernels/*.cu``): sources, build options, lazy loading and launch wrappers.
+
+Each family of kernels (one ``.cu`` file) is compiled once per process and device, on its first launch, into a
+CuPy ``RawModule`` whose template instantiations are named through ``name_expressions``; CuPy keeps the
+compiled module in its on-disk cache, keyed by the source text and the options, so a later process loads it
+without compiling. Everything that decides how a kernel is built lives here: ``BUILD_OPTIONS``, the families and
+their instantiations (``NAME_EXPRESSIONS``), the GEMM tile table (``GEMM_TILES``).
+
+The wrappers (``gemm``, ``linear_forward``, ``linear_backward``, ``clamp_forward``, ...) take CuPy arrays and
+return CuPy arrays. They compute every launch's grid, block and argument list in Python and hand them to a
+*launcher*: ``CupyLauncher`` on a GPU; the tests pass a launcher that runs the same sources on the CPU through
+``kernels/emulation`` (``tests/kernels/emulation.py``), so that the code computing grids, strides and arguments
+is tested together with the kernels. Importing this module needs neither CuPy nor a GPU.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "ACTIVATIONS",
+    "BUILD_OPTIONS",
+    "FAMILY_SOURCES",
+    "GEMM_TILES",
+    "KERNEL_DIR",
+    "NAME_EXPRESSIONS",
+    "CupyLauncher",
+    "choose_tile",
+    "clamp_backward",
+    "clamp_forward",
+    "default_launcher",
+    "gemm",
+    "linear_backward",
+    "linear_forward",
+    "name_expression",
+    "relu_backward",
+    "sigmoid_backward",
+    "sigmoid_forward",
+    "source",
+]
+
+#: Where the CUDA sources live (the repository's ``kernels/`` folder).
+KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
+
+#: NVRTC options of every build, on a GPU and in the compile tests alike. No fast-math: the kernels must match
+#: the reference to float rounding (sigmoid through the exact expf/exp, products through plain FMA).
+#: CuPy adds the device's own ``-arch``; the compile tests add ``-arch=sm_80`` and ``-arch=sm_90``.
+BUILD_OPTIONS: tuple = ("-std=c++17",)
+
+#: Activation codes of ``kernels/activation.cuh`` (the enum there carries the same numbers).
+ACTIVATIONS = {"none": 0, "relu": 1, "clamp": 2, "sigmoid": 3}
+
+#: GEMM tile configurations (BM, BN, BK, TM, TN) per dtype, largest first: a block computes a BM x BN tile of
+#: the product in steps of BK, each of its (BM/TM)*(BN/TN) threads a TM x TN micro-tile (kernels/gemm.cu).
+GEMM_TILES = {
+    "float32": {"large": (128, 128, 8, 8, 8), "medium": (64, 64, 8, 4, 4), "small": (32, 32, 16, 4, 4)},
+    "float64": {"large": (64, 64, 8, 4, 4), "small": (32, 32, 8, 4, 4)},
+}
+
+_C_TYPES = {"float32": "float", "float64": "double"}
+_ELEMENTWISE_KERNELS = ("clamp_forward", "clamp_backward", "relu_backward", "sigmoid_forward", "sigmoid_backward")
+
+#: The source file of each family.
+FAMILY_SOURCES = {"gemm": "gemm.cu", "elementwise": "elementwise.cu"}
+
+
+def name_expression(kernel: str, dtype: str, tile: str | None = None) -> str:
+    """Returns the C++ name of one template instantiation, e.g. ``gradcore::gemm<float, 128, 128, 8, 8, 8>``."""
+    c_type = _C_TYPES[dtype]
+    if kernel == "gemm":
+        return "gradcore::gemm<{}, {}, {}, {}, {}, {}>".format(c_type, *GEMM_TILES[dtype][tile])
+    return f"gradcore::{kernel}<{c_type}>"
+
+
+#: Every instantiation that the modules are built with, per family: the GPU loader, the NVRTC compile tests and
+#: the CPU emulation all take their list from here.
+NAME_EXPRESSIONS = {
+    "gemm": tuple(name_expression("gemm", dtype, tile) for dtype, tiles in GEMM_TILES.items() for tile in tiles),
+    "elementwise": tuple(name_expression(k, dtype) for k in _ELEMENTWISE_KERNELS for dtype in _C_TYPES),
+}
+
+_FAMILY_OF = {"gemm": "gemm", **{k: "elementwise" for k in _ELEMENTWISE_KERNELS}}
+_LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)
+
+
+def source(family: str) -> str:
+    """Returns the full source of a family: its ``.cu`` file with our own ``#include "..."`` headers pasted in.
+
+    Pasting them (rather than passing ``-I``) makes the text that CuPy's disk cache is keyed by include the
+    headers, so a changed header is recompiled instead of served stale from the cache.
+    """
+    seen: set = set()
+
+    def expand(path: Path) -> str:
+        if path in seen:  # each header once, as its #pragma once would have it
+            return ""
+        seen.add(path)
+        text = path.read_text()
+        text = re.sub(r"^\s*#\s*pragma\s+once\s*$", "", text, flags=re.MULTILINE)
+        return _LOCAL_INCLUDE.sub(lambda match: expand(path.parent / match.group(1)), text)
+
+    return expand(KERNEL_DIR / FAMILY_SOURCES[family])
+
+
+# -- launching -------------------------------------------------------------------------------------------
+# A launch is (kernel name expression, grid, block, arguments); each argument is a (kind, value) pair, kind one
+# of "ptr" (an array, or None for a null pointer), "i64", "i32" and "T" (a scalar of the kernel's dtype), so
+# that each launcher can pass it with the exact C type the kernel declares.
+
+class CupyLauncher:
+    """Launches kernels on the current CUDA device through CuPy ``RawModule``s compiled on first use."""
+
+    def __init__(self) -> None:
+        self._modules: dict = {}  # (family, device id) -> RawModule
+        self._multiprocessors: dict = {}  # device id -> count
+
+    @property
+    def xp(self):
+        import cupy
+
+        return cupy
+
+    def empty(self, shape: tuple, dtype: str):
+        """Allocates an output array on the current device."""
+        import cupy
+
+        return cupy.empty(shape, dtype=dtype)
+
+    def module(self, family: str):
+        """Returns the family's ``RawModule`` for the current device, compiling it on first use."""
+        import cupy
+
+        key = (family, cupy.cuda.runtime.getDevice())
+        module = self._modules.get(key)
+        if module is None:
+            module = cupy.RawModule(code=source(family), options=BUILD_OPTIONS,
+                                    name_expressions=NAME_EXPRESSIONS[family])
+            self._modules[key] = module
+        return module
+
+    def multiprocessor_count(self) -> int:
+        import cupy
+
+        device = cupy.cuda.runtime.getDevice()
+        count = self._multiprocessors.get(device)
+        if count is None:
+            count = self._multiprocessors[device] = int(
+                cupy.cuda.Device(device).attributes["MultiProcessorCount"])
+        return count
+
+    def launch(self, kernel: str, grid: tuple, block: tuple, args: Sequence[tuple], dtype: np.dtype) -> None:
+        family = _FAMILY_OF[kernel.split("::")[1].split("<")[0]]
+        function = self.module(family).get_function(kernel)
+        scalar = dtype.type
+        converted = []
+        for kind, value in args:
+            if kind == "ptr":
+                # CuPy packs a numpy scalar by its bytes: a 64-bit zero is the null pointer.
+                converted.append(np.uint64(0) if value is None else value)
+            elif kind == "i64":
+                converted.append(np.int64(value))
+            elif kind == "i32":
+                converted.append(np.int32(value))
+            else:
+                converted.append(scalar(value))
+        function(grid, block, tuple(converted))
+
+
+_default_launcher: CupyLauncher | None = None
+
+
+def default_launcher() -> CupyLauncher:
+    """Returns the process-wide CuPy launcher (its modules are compiled once per process and device)."""
+    global _default_launcher
+    if _default_launcher is None:
+        _default_launcher = CupyLauncher()
+    return _default_launcher
+
+
+# -- argument checks -------------------------------------------------------------------------------------
+
+def _dtype_name(array) -> str:
+    name = np.dtype(array.dtype).name
+    if name not in _C_TYPES:
+        raise TypeError(f"gradcore kernels take float32 or float64 arrays, got {name}")
+    return name
+
+
+def _same_dtype(name: str, *arrays) -> None:
+    for array in arrays:
+        if array is not None and np.dtype(array.dtype).name != name:
+            raise TypeError(f"gradcore kernels: expected all arrays to be {name}, got {np.dtype(array.dtype).name}")
+
+
+def _element_strides(array) -> tuple:
+    """Returns an array's strides in elements (CuPy and numpy give bytes)."""
+    itemsize = array.itemsize
+    strides = []
+    for stride in array.strides:
+        if stride % itemsize:
+            raise ValueError("gradcore kernels: strides must be whole elements")
+        strides.append(stride // itemsize)
+    return tuple(strides)
+
+
+def _activation_code(activation: str) -> int:
+    try:
+        return ACTIVATIONS[activation]
+    except KeyError:
+        raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}") from None
+
+
+def _bounds(clamp_min: float | None, clamp_max: float | None) -> tuple:
+    low = -math.inf if clamp_min is None else float(clamp_min)
+    high = math.inf if clamp_max is None else float(clamp_max)
+    return low, high
+
+
+def _contiguous(xp, array):
+    return array if array.flags.c_contiguous else xp.ascontiguousarray(array)
+
+
+# -- matrix products -------------------------------------------------------------------------------------
+
+def choose_tile(m: int, n: int, dtype: str, multiprocessors: int) -> str:
+    """Returns the largest tile configuration whose grid still fills every multiprocessor once.
+
+    Large tiles reuse each loaded element more and win when there is work for all multiprocessors; on the
+    small products of MLP training (a batch of 64 to 256 rows) they would leave most of the GPU idle. Where no
+    configuration fills the GPU, the smallest one keeps the most multiprocessors busy.
+    """
+    tiles = GEMM_TILES[dtype]
+    for name, (bm, bn, *_rest) in tiles.items():
+        if math.ceil(m / bm) * math.ceil(n / bn) >= multiprocessors:
+            return name
+    return list(tiles)[-1]
+
+
+def _matrix_view(array, transpose: bool) -> tuple:
+    """Returns (rows, cols, row stride, col stride, batch, batch stride) of op(array), op a transpose or not."""
+    strides = _element_strides(array)
+    if array.ndim == 2:
+        rows, cols = array.shape
+        row_stride, col_stride = strides
+        batch, batch_stride = 1, 0
+    elif array.ndim == 3:
+        batch, rows, cols = array.shape
+        batch_stride, row_stride, col_stride = strides
+    else:
+        raise ValueError(f"gradcore gemm: operands must be 2-d or 3-d, got {array.ndim}-d")
+    if transpose:
+        rows, cols, row_stride, col_stride = cols, rows, col_stride, row_stride
+    return rows, cols, row_stride, col_stride, batch, batch_stride
+
+
+def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, activation: str = "none",
+                 low: float = -math.inf, high: float = math.inf, preactivation: bool = False,
+                 saved=None, saved_activation: str = "none", row_sums: bool = False, tile: str | None = None):
+    """Launches one GEMM; returns (C, Z or None, row sums or None). See ``kernels/gemm.cu``."""
+    xp = launcher.xp
+    dtype = _dtype_name(a)
+    _same_dtype(dtype, b, bias, saved)
+    m, k, a_row, a_col, a_batches, a_batch = _matrix_view(a, trans_a)
+    k2, n, b_row, b_col, b_batches, b_batch = _matrix_view(b, trans_b)
+    if k != k2:
+        raise ValueError(f"gradcore gemm: inner dimensions differ ({m}x{k} and {k2}x{n})")
+    if a_batches != b_batches and 1 not in (a_batches, b_batches):
+        raise ValueError(f"gradcore gemm: batch sizes {a_batches} and {b_batches} do not broadcast")
+    batches = max(a_batches, b_batches)
+    # A batch of one is broadcast by a zero batch stride.
+    a_batch = a_batch if a_batches > 1 else 0
+    b_batch = b_batch if b_batches > 1 else 0
+    if bias is not None:
+        if bias.ndim != 1 or bias.shape[0] != n:
+            raise ValueError(f"gradcore gemm: bias must have shape ({n},), got {tuple(bias.shape)}")
+        bias = _contiguous(xp, bias)
+    # The kernel reads the saved tensor at A's offsets.
+    if saved is not None and (batches != 1 or saved.shape != a.shape or _element_strides(saved) != _element_strides(a)):
+        raise ValueError("gradcore gemm: the saved tensor must have A's shape and strides, batch 1")
+    if row_sums and batches != 1:
+        raise ValueError("gradcore gemm: row sums need a batch of 1")
+
+    tile = tile or choose_tile(m, n, dtype, launcher.multiprocessor_count())
+    bm, bn, _bk, tm, tn = GEMM_TILES[dtype][tile]
+    grid = (math.ceil(n / bn) if n else 1, math.ceil(m / bm) if m else 1, batches)
+    if grid[1] > 65535 or grid[2] > 65535:
+        raise ValueError(f"gradcore gemm: {m} rows x {batches} batches exceed the grid's limits")
+    shape = (m, n) if a.ndim == 2 and b.ndim == 2 else (batches, m, n)
+    out = launcher.empty(shape, dtype)
+    z = launcher.empty(shape, dtype) if preactivation else None
+    sums = launcher.empty((m,), dtype) if row_sums else None
+    if m == 0 or n == 0:
+        if sums is not None:
+            sums[...] = 0
+        return out, z, sums
+    args = [
+        ("ptr", a), ("i64", a_row), ("i64", a_col), ("i64", a_batch),
+        ("ptr", b), ("i64", b_row), ("i64", b_col), ("i64", b_batch),
+        ("ptr", out), ("i64", n), ("i64", m * n if len(shape) == 3 else 0),
+        ("i64", m), ("i64", n), ("i64", k),
+        ("ptr", bias), ("ptr", z), ("i32", _activation_code(activation)),
+        ("ptr", saved), ("i32", _activation_code(saved_activation)),
+        ("T", low), ("T", high), ("ptr", sums),
+    ]
+    launcher.launch(name_expression("gemm", dtype, tile), grid, ((bm // tm) * (bn // tn), 1, 1), args,
+                    np.dtype(dtype))
+    return out, z, sums
+
+
+def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, bias=None, activation: str = "none",
+         clamp_min: float | None = None, clamp_max: float | None = None, return_preactivation: bool = False,
+         tile: str | None = None, launcher=None):
+    """Returns ``activation(op(a) @ op(b) + bias)``, op a transpose where asked (read in place, never copied).
+
+    ``a`` and ``b`` are 2-d, or 3-d batches (a batch of one broadcasts); any strides are read as they are.
+    ``activation`` is "none", "relu", "clamp" (with ``clamp_min``/``clamp_max``) or "sigmoid". With
+    ``return_preactivation`` the result is ``(out, op(a) @ op(b) + bias)``. ``tile`` forces a configuration of
+    ``GEMM_TILES`` (by default ``choose_tile`` picks one).
+    """
+    launcher = launcher or default_launcher()
+    low, high = _bounds(clamp_min, clamp_max)
+    out, z, _ = _launch_gemm(launcher, a, b, trans_a=trans_a, trans_b=trans_b, bias=bias, activation=activation,
+                             low=low, high=high, preactivation=return_preactivation, tile=tile)
+    return (out, z) if return_preactivation else out
+
+
+def linear_forward(x, weight, bias=None, activation: str = "none", clamp_min: float | None = None,
+                   clamp_max: float | None = None, *, tile: str | None = None, launcher=None) -> tuple:
+    """Returns ``(y, saved)``: ``y = activation(x @ weight.T + bias)`` in one kernel, and what backward needs.
+
+    ``x`` is (batch, in), ``weight`` (out, in) as in ``nn.Linear``, ``bias`` (out,) or None. ``saved`` is the
+    output for "relu" and "sigmoid" (their derivatives read it), the pre-activation for "clamp" (whose gradient
+    passes where ``clamp_min <= z <= clamp_max``, which the output cannot tell at the bounds), None for "none".
+    """
+    launcher = launcher or default_launcher()
+    low, high = _bounds(clamp_min, clamp_max)
+    keep_z = activation == "clamp"
+    y, z, _ = _launch_gemm(launcher, x, weight, trans_a=False, trans_b=True, bias=bias, activation=activation,
+                           low=low, high=high, preactivation=keep_z, tile=tile)
+    saved = z if keep_z else (None if activation == "none" else y)
+    return y, saved
+
+
+def linear_backward(grad, x, weight, saved=None, activation: str = "none", clamp_min: float | None = None,
+                    clamp_max: float | None = None, needs_input_grad: Sequence[bool] = (True, True, True), *,
+                    tile: str | None = None, launcher=None) -> tuple:
+    """Returns ``(grad_x, grad_weight, grad_bias)`` of ``linear_forward`` (None where not needed).
+
+    The activation's derivative is applied to ``grad`` as each GEMM loads it, so dZ = grad * activation'(saved)
+    is never written to memory: grad_x = dZ @ weight, grad_weight = dZ.T @ x, and grad_bias (the column sums of
+    dZ) is summed by the grad_weight launch from the tiles it loads anyway.
+    """
+    launcher = launcher or default_launcher()
+    xp = launcher.xp
+    low, high = _bounds(clamp_min, clamp_max)
+    need_x, need_w, need_b = (tuple(needs_input_grad) + (False,) * 3)[:3]
+    if activation != "none" and saved is None:
+        raise ValueError(f"linear_backward: activation {activation!r} needs the saved tensor of linear_forward")
+    if activation == "none":
+        saved = None
+    else:
+        saved = _contiguous(xp, saved)
+    grad = _contiguous(xp, grad)
+    common = {"saved": saved, "saved_activation": activation, "low": low, "high": high, "tile": tile}
+    grad_x = grad_w = grad_b = None
+    if need_x:
+        grad_x, _, _ = _launch_gemm(launcher, grad, weight, trans_a=False, trans_b=False, **common)
+    if need_w:
+        grad_w, _, grad_b = _launch_gemm(launcher, grad, x, trans_a=True, trans_b=False, row_sums=need_b, **common)
+    elif need_b:
+        # No grad_weight launch to ride on: dZ through the elementwise kernel, then a plain column sum.
+        d_z = grad if saved is None else _activation_backward(launcher, grad, saved, activation, low, high)
+        grad_b = d_z.sum(axis=0)
+    return grad_x, grad_w, grad_b if need_b else None
+
+
+# -- elementwise -----------------------------------------------------------------------------------------
+ELEMENTWISE_THREADS = 256
+_BLOCKS_PER_MULTIPROCESSOR = 16  # enough resident blocks to hide memory latency; the grid-stride loop does the rest
+
+
+def _elementwise(launcher, kernel: str, inputs: Sequence, scalars: Sequence[float] = ()):
+    xp = launcher.xp
+    dtype = _dtype_name(inputs[0])
+    _same_dtype(dtype, *inputs)
+    shape = inputs[0].shape
+    for array in inputs[1:]:
+        if array.shape != shape:
+            raise ValueError(f"gradcore {kernel}: shapes differ ({tuple(shape)} and {tuple(array.shape)})")
+    inputs = [_contiguous(xp, array) for array in inputs]
+    out = launcher.empty(shape, dtype)
+    n = out.size
+    if n == 0:
+        return out
+    blocks = min(math.ceil(n / ELEMENTWISE_THREADS), launcher.multiprocessor_count() * _BLOCKS_PER_MULTIPROCESSOR)
+    args = [("ptr", array) for array in inputs] + [("ptr", out), ("i64", n)] + [("T", s) for s in scalars]
+    launcher.launch(name_expression(kernel, dtype), (blocks, 1, 1), (ELEMENTWISE_THREADS, 1, 1), args,
+                    np.dtype(dtype))
+    return out
+
+
+def _activation_backward(launcher, grad, saved, activation: str, low: float, high: float):
+    if activation == "relu":
+        return _elementwise(launcher, "relu_backward", (grad, saved))
+    if activation == "clamp":
+        return _elementwise(launcher, "clamp_backward", (grad, saved), (low, high))
+    if activation == "sigmoid":
+        return _elementwise(launcher, "sigmoid_backward", (grad, saved))
+    return grad
+
+
+def clamp_forward(x, clamp_min: float | None = None, clamp_max: float | None = None, *, launcher=None):
+    """Returns ``x`` clamped into [clamp_min, clamp_max] (None: no bound on that side)."""
+    return _elementwise(launcher or default_launcher(), "clamp_forward", (x,), _bounds(clamp_min, clamp_max))
+
+
+def clamp_backward(grad, x, clamp_min: float | None = None, clamp_max: float | None = None, *, launcher=None):
+    """Returns ``grad`` where ``clamp_min <= x <= clamp_max`` and 0 elsewhere, in one pass."""
+    return _elementwise(launcher or default_launcher(), "clamp_backward", (grad, x), _bounds(clamp_min, clamp_max))
+
+
+def relu_backward(grad, y, *, launcher=None):
+    """Returns ``grad`` where the saved output ``y`` of relu is positive and 0 elsewhere."""
+    return _elementwise(launcher or default_launcher(), "relu_backward", (grad, y))
+
+
+def sigmoid_forward(x, *, launcher=None):
+    """Returns ``1 / (1 + exp(-x))``, finite and exact to rounding for any ``x``."""
+    return _elementwise(launcher or default_launcher(), "sigmoid_forward", (x,))
+
+
+def sigmoid_backward(grad, y, *, launcher=None):
+    """Returns ``grad * (1 - y) * y`` from the saved output ``y`` of sigmoid."""
+    return _elementwise(launcher or default_launcher(), "sigmoid_backward", (grad, y))
