@@ -7,7 +7,7 @@ from __future__ import annotations
 from . import _dtypes
 from ._dtypes import (dtype, float16, float32, float64, int8, int16, int32, int64, uint8, get_default_dtype,
                       set_default_dtype, promote_types)
-from .backend import device
+from .backend import device, get_default_device, set_default_device
 from .generator import Generator, default_generator
 from .tensor import Size, Tensor
 from . import autograd

@@ -66,12 +66,8 @@ def _materialize(node, grads: list) -> list:
     return grads
 
 
-def _zeros_like_array(array_type, shape, dtype):
-    from ..backend import CPU
-    from ..backend import cuda
-
-    xp = CPU.xp if array_type is CPU.xp.ndarray else cuda.get_backend(None).xp
-    return xp.zeros(shape, dtype=dtype.numpy)
+def _zeros_like_array(backend, shape, dtype):
+    return backend.zeros(shape, dtype.numpy)
 
 
 def _validate(node, grads: tuple) -> tuple:

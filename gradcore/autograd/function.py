@@ -13,7 +13,7 @@ import weakref
 from typing import Any, Callable
 
 from .grad_mode import state
-from ..backend import CPU, CPU_ARRAY as _ndarray, CPU_SCALAR_TYPES as _numpy_scalars
+from ..backend import CPU, CPU_ARRAY as _ndarray, CPU_SCALAR_TYPES as _numpy_scalars, backend_of
 
 _np_asarray = CPU.xp.asarray
 
@@ -433,7 +433,7 @@ def _wrap_outputs(cls, ctx: BackwardNode, args: tuple, out, record: bool):
         if len(outs) > 1:
             ctx._num_outputs = len(outs)
             ctx._output_meta = [
-                (r._data.shape, r.dtype, r._data.__class__) if isinstance(r, Tensor) else None for r in results
+                (r._data.shape, r.dtype, backend_of(r._data)) if isinstance(r, Tensor) else None for r in results
             ]
         if ctx._to_save:
             ctx._saved = _save(ctx._to_save, outs, results)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .._dtypes import from_numpy_dtype, get_default_dtype, result_type
-from ..backend import CPU_ARRAY as _ndarray, array_module
+from ..backend import CPU_ARRAY as _ndarray, array_module, backend_of, to_device
 from ..tensor import Tensor, make_tensor
 
 __all__ = ["Tensor", "make_tensor", "array_module", "binary_operands", "broadcast_shapes", "normalize_dim",
@@ -58,8 +58,8 @@ def binary_operands(a, b):
     if isinstance(a, Tensor):
         if isinstance(b, Tensor):
             da, db = a._data, b._data
-            if da.__class__ is not db.__class__:
-                check_same_device(a, b)
+            if da.__class__ is not db.__class__ or da.__class__ is not _ndarray:
+                da, db = _same_device(a, b)
             if da.shape != db.shape:
                 broadcast_shapes(da.shape, db.shape)
             if da.dtype == db.dtype:
@@ -74,6 +74,17 @@ def binary_operands(a, b):
         db, scalar, dtype = _with_scalar(b, a)
         return scalar, db, dtype
     raise TypeError(f"expected at least one Tensor operand, got {type(a).__name__} and {type(b).__name__}")
+
+
+def _same_device(a: Tensor, b: Tensor):
+    """Returns both arrays on one device: a 0-d CPU tensor joins the other's device, as in PyTorch."""
+    da, db = a._data, b._data
+    if da.__class__ is _ndarray and da.ndim == 0 and db.__class__ is not _ndarray:
+        return to_device(da, backend_of(db)), db
+    if db.__class__ is _ndarray and db.ndim == 0 and da.__class__ is not _ndarray:
+        return da, to_device(db, backend_of(da))
+    check_same_device(a, b)
+    return da, db
 
 
 def _with_scalar(t: Tensor, value):

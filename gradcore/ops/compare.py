@@ -1,7 +1,7 @@
 """Comparisons and logical ops: results are bool tensors outside the graph."""
 from __future__ import annotations
 
-from ._util import Tensor, array_module, binary_operands, make_tensor
+from ._util import Tensor, array_module, binary_operands, check_same_device, make_tensor
 
 __all__ = ["compare", "logical_op", "logical_not", "bitwise_not", "equal", "allclose", "isnan", "isinf",
            "isfinite", "eq", "ne", "lt", "le", "gt", "ge", "isclose"]
@@ -64,6 +64,7 @@ def ge(input, other):
 
 def equal(input: Tensor, other: Tensor) -> bool:
     """True when both tensors have the same shape and elements."""
+    check_same_device(input, other)
     if input.shape != other.shape:
         return False
     return bool(array_module(input._data).array_equal(input._data, other._data))

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ._util import Tensor, array_module, binary_operands, make_tensor, meta, reduce_grad, result_type, as_tensor_like
+from ._util import (Tensor, array_module, as_tensor_like, binary_operands, check_same_device, make_tensor, meta,
+                    reduce_grad, result_type)
 from .. import _dtypes
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
@@ -569,4 +570,5 @@ def where(condition, input=None, other=None):
         return nonzero(condition, as_tuple=True)
     if not isinstance(condition, Tensor):
         raise TypeError(f"where(): argument 'condition' (position 1) must be Tensor, not {type(condition).__name__}")
+    check_same_device(input, other, condition)
     return Where.apply(condition, input, other)

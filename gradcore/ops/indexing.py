@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..backend import backend_of
-from ._util import Tensor, array_module, make_tensor, meta, normalize_dim, reduce_grad
+from ..backend import backend_of, put_along_axis, to_device
+from ._util import Tensor, array_module, check_same_device, make_tensor, meta, normalize_dim, reduce_grad
 
 __all__ = ["index", "index_put", "narrow", "select", "nonzero", "gather_backward", "masked_fill"]
 
@@ -25,9 +25,12 @@ def normalize_key(key, data):
             k = make_tensor(array_module(data).asarray(k))
         if isinstance(k, Tensor):
             if k._data.__class__ is not data.__class__:
-                raise RuntimeError(
-                    f"indices should be either on cpu or on the same device as the indexed tensor ({make_tensor(data).device})"
-                )
+                if k.device.type != "cpu":
+                    raise RuntimeError(
+                        "indices should be either on cpu or on the same device as the indexed tensor "
+                        f"({make_tensor(data).device})"
+                    )
+                k = make_tensor(to_device(k._data, backend_of(data)))  # CPU indices are welcome anywhere
             if k.dtype.is_floating_point:
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             k = k._data
@@ -221,7 +224,7 @@ class PutAlongDim(Function):
         xp = array_module(data)
         work_shape = shape or (1,)
         out = xp.zeros(work_shape, dtype=data.dtype)
-        xp.put_along_axis(out, indices, data.reshape(indices.shape), axis=dim)
+        put_along_axis(out, indices, data.reshape(indices.shape), dim)
         ctx.dim, ctx.indices, ctx.grad_shape = dim, indices, grad.shape
         return out.reshape(shape)
 
@@ -256,6 +259,7 @@ def masked_fill(input, mask, value):
 
     if not isinstance(mask, Tensor) or mask.dtype.name != "bool":
         raise RuntimeError("masked_fill_ only supports boolean masks")
+    check_same_device(input, mask)
     if not isinstance(value, Tensor):
         value = make_tensor(array_module(input._data).asarray(value, dtype=input.dtype.numpy))
     return where(mask, value.to(input.dtype), input)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.function import Function
+from ..backend import reshape_view
 from ._util import Tensor, array_module, make_tensor, normalize_dim, result_type, check_same_device
 
 __all__ = ["view", "reshape", "flatten", "transpose", "t", "permute", "unsqueeze", "squeeze", "expand",
@@ -48,14 +49,14 @@ class View(Function):
         ctx.input_shape = x.shape
         data = x._data
         shape = _infer_shape(shape, data.size)
-        try:
-            return array_module(data).reshape(data, shape, copy=False)
-        except (ValueError, AttributeError, TypeError):
+        out = reshape_view(data, shape)
+        if out is None:
             raise RuntimeError(
                 f"view size is not compatible with input tensor's size and stride (at least one dimension spans "
                 f"across two contiguous subspaces). Use .reshape(...) instead. (input shape {list(x.shape)}, "
                 f"requested {list(shape)})"
-            ) from None
+            )
+        return out
 
     @staticmethod
     def backward(ctx, grad):
@@ -95,10 +96,7 @@ def reshape(input, *shape):
     shape = _infer_shape(_shape_arg(shape), input._data.size)
     if shape == input.shape:
         return View.apply(input, shape)
-    data = input._data
-    try:
-        array_module(data).reshape(data, shape, copy=False)
-    except (ValueError, AttributeError, TypeError):
+    if reshape_view(input._data, shape) is None:
         return Reshape.apply(input, shape)
     return View.apply(input, shape)
 
