@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark gradcore on the CPU against PyTorch and hand-written numpy.
 
-Two workloads, all in one process, each timed as the median of repeated runs
-after a warm-up (``time.perf_counter``):
+Four workloads, all in one process, each timed as the median of repeated runs
+after a warm-up (``time.perf_counter``); every ratio compares figures taken in
+that same process:
 
 (a) per-op overhead: a chain of K=100 elementwise ops (alternating ``y * 1.001``
     and ``y + 0.5``) on a tiny tensor of shape (4,) that requires grad, then
@@ -13,15 +14,24 @@ after a warm-up (``time.perf_counter``):
     (N=64, D_in=1000, H=100, D_out=10, float32): forward, sum-of-squares loss,
     backward, SGD update under ``no_grad``, gradient zeroing. Reported as
     milliseconds per step for gradcore, hand-written numpy and PyTorch.
+(c) one training step of a wide MLP (batch 256, 784-512-512-10, bias, ReLU,
+    cross-entropy, SGD) written with ``nn`` and ``optim``, against the same
+    network in PyTorch and a numpy forward and backward written by hand.
+(d) one epoch of ``examples/train_digits.py`` (its data, model, loss, Adam and
+    DataLoader batching, then the test-set evaluation), run by gradcore and by
+    PyTorch with the same code.
 
-Thread counts are pinned before numpy or torch is imported (1 unless
-``--threads N``). The report is printed and written as markdown to ``--out``.
+Before timing, each implementation's first step is checked against the
+reference (numpy for (a)-(c), PyTorch for (d)). Thread counts are pinned
+before numpy or torch is imported (1 unless ``--threads N``). The report is
+printed and written as markdown to ``--out``.
 
 Usage::
 
-    python benchmarks/cpu.py                # full run
+    python benchmarks/cpu.py                # full run (about a minute on two cores)
     python benchmarks/cpu.py --quick        # a few repeats, for a smoke test
-    python benchmarks/cpu.py --threads 2 --repeats 300 --out /tmp/cpu.md
+    python benchmarks/cpu.py --workloads c,d --repeats 100
+    python benchmarks/cpu.py --threads 2 --out /tmp/cpu.md
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -54,20 +65,42 @@ CHAIN_ADD = 0.5
 MLP_SIZES = (64, 1000, 100, 10)  # N, D_in, H, D_out
 MLP_LR = 1e-6
 
+WIDE_SIZES = (256, 784, 512, 512, 10)  # batch, then the layer widths from input to classes
+# Large enough that the first step's weight updates stand well above float32 rounding of the weights,
+# so the agreement check compares the updates themselves.
+WIDE_LR = 0.1
+
+# Workload (d) repeats examples/train_digits.py; these are its settings.
+DIGITS_BATCH_SIZE = 32
+DIGITS_LR = 1e-3
+DIGITS_TEST_FRACTION = 0.25
+DIGITS_LABEL_SMOOTHING = 0.1
+DIGITS_SEED = 0
+DIGITS_DEVICE = "cpu"
+
 # Targets, as ratios of gradcore's time to a baseline's (lower is better).
 TARGET_MLP_VS_NUMPY = 1.15
 TARGET_MLP_VS_TORCH = 1.0  # "faster than torch": strictly below
+TARGET_WIDE_VS_NUMPY = 1.10
 TARGET_OP_VS_TORCH = 1.0  # "no more than torch": at most
 
-DEFAULT_REPEATS = 200
-QUICK_REPEATS = 10
+WORKLOADS = ("a", "b", "c", "d")
+# Timed runs per workload: the larger workloads take milliseconds to a tenth of a second per run, so they
+# need fewer samples for a stable median, and the full run stays within a couple of minutes.
+DEFAULT_REPEATS = {"a": 300, "b": 300, "c": 150, "d": 60}
+QUICK_REPEATS = {"a": 10, "b": 10, "c": 3, "d": 2}
+ROUNDS = 5  # the timed runs of a workload's implementations are interleaved in this many rounds
+
+# A labelled implementation of a workload: the module it runs on (None when not installed) and a factory
+# that builds it, returning (run one step, check the first step and return "ok" or what differs).
+Implementation = tuple[str, "ModuleType | None", Callable[[Any], tuple[Callable[[], Any], Callable[[], str]]]]
 
 
 # --------------------------------------------------------------------------- set-up
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line."""
+    """Parse the command line; fills in args.repeats_by_workload and args.workload_set."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -75,12 +108,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeats",
         type=int,
         default=None,
-        help=f"timed runs per workload and implementation (default: {DEFAULT_REPEATS}, "
-        f"{QUICK_REPEATS} with --quick)",
+        help="timed runs per workload and implementation (default: "
+        + ", ".join(f"{w}: {r}" for w, r in DEFAULT_REPEATS.items())
+        + "; with --quick: "
+        + ", ".join(f"{w}: {r}" for w, r in QUICK_REPEATS.items())
+        + ")",
     )
     parser.add_argument("--quick", action="store_true", help="few repeats: a smoke test, not a measurement")
     parser.add_argument(
         "--threads", type=int, default=1, help="threads for numpy's BLAS and for torch (default: 1)"
+    )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help="comma-separated workloads to run, from a,b,c,d (default: all)",
     )
     parser.add_argument(
         "--out",
@@ -94,12 +135,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="module benchmarked as gradcore (default: gradcore); 'torch' exercises the harness itself",
     )
     args = parser.parse_args(argv)
-    if args.repeats is None:
-        args.repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
-    if args.repeats < 1:
+    if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if args.threads < 1:
         parser.error("--threads must be at least 1")
+    defaults = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
+    args.repeats_by_workload = {w: args.repeats or defaults[w] for w in WORKLOADS}
+    args.workload_set = {w.strip() for w in args.workloads.split(",") if w.strip()}
+    unknown = args.workload_set - set(WORKLOADS)
+    if unknown or not args.workload_set:
+        parser.error(f"--workloads takes a comma-separated subset of {','.join(WORKLOADS)}")
     return args
 
 
@@ -123,6 +168,14 @@ def module_version(module: ModuleType | None, dist_name: str) -> str:
 
         return dist_version(dist_name)
     except (ImportError, PackageNotFoundError):
+        return "unknown"
+
+
+def load_average() -> str:
+    """The system's 1, 5 and 15-minute load averages, or 'unknown' where the OS does not report them."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except (AttributeError, OSError):
         return "unknown"
 
 
@@ -161,18 +214,64 @@ class Timing:
         return q[0], q[2]
 
 
-def measure(run: Callable[[], Any], repeats: int) -> Timing:
-    """Time `run` `repeats` times after a warm-up and return the samples."""
-    warmup = max(3, repeats // 10)
-    for _ in range(warmup):
-        run()
+@dataclass
+class Result:
+    """One implementation's timing of a workload and the outcome of its first-step check."""
+
+    timing: Timing
+    check: str
+
+
+def time_runs(run: Callable[[], Any], count: int) -> list[float]:
+    """Time `count` runs of `run`, after one untimed run that brings its data back into the caches."""
+    run()
     gc.collect()  # start from a clean heap; collection stays enabled while timing
     samples = []
-    for _ in range(repeats):
+    for _ in range(count):
         start = time.perf_counter()
         run()
         samples.append(time.perf_counter() - start)
-    return Timing(samples)
+    return samples
+
+
+def run_workload(
+    title: str, impls: Sequence[Implementation], repeats: int, min_warmup: int, failures: list[str]
+) -> dict[str, Result]:
+    """Build, check, warm up and time each installed implementation of one workload.
+
+    Each implementation runs its first step and checks it, then max(min_warmup, repeats/10) warm-up runs.
+    The timed runs are interleaved: in each of ROUNDS rounds every implementation takes its share of the
+    samples in turn, so that a change in the machine's load during the workload weighs on all of them
+    alike instead of on whichever happened to be running. An implementation that raises is recorded in
+    `failures` and left out.
+    """
+    ready: dict[str, tuple[Callable[[], Any], str]] = {}
+    samples: dict[str, list[float]] = {}
+    for label, mod, build in impls:
+        if mod is None:
+            continue
+        print(f"{title}: {label} ...", flush=True)
+        try:
+            step, check = build(mod)
+            agreement = check()
+            for _ in range(max(min_warmup, repeats // 10)):
+                step()
+        except Exception as exc:  # noqa: BLE001 - reported, and the other implementations still run
+            failures.append(f"{title.split()[0]} {label}: {type(exc).__name__}: {exc}")
+            continue
+        ready[label] = (step, agreement)
+        samples[label] = []
+
+    rounds = min(ROUNDS, repeats)
+    for r in range(rounds):
+        share = repeats * (r + 1) // rounds - repeats * r // rounds
+        for label, (step, _) in list(ready.items()):
+            try:
+                samples[label] += time_runs(step, share)
+            except Exception as exc:  # noqa: BLE001 - as above
+                failures.append(f"{title.split()[0]} {label}: {type(exc).__name__}: {exc}")
+                del ready[label]
+    return {label: Result(Timing(samples[label]), agreement) for label, (_, agreement) in ready.items()}
 
 
 # --------------------------------------------------------------------------- (a) per-op overhead
@@ -217,7 +316,21 @@ def chain_numpy(np: ModuleType) -> tuple[Callable[[], Any], Callable[[], Any]]:
     return run, lambda: result["grad"]
 
 
-# --------------------------------------------------------------------------- (b) MLP training step
+def chain_checked(
+    np: ModuleType, build: Callable[[], tuple[Callable[[], Any], Callable[[], Any]]]
+) -> tuple[Callable[[], Any], Callable[[], str]]:
+    """Wrap a workload (a) builder: the check runs the chain once and compares the gradient with its value."""
+    run, grad = build()
+    expected = np.full(CHAIN_SHAPE, CHAIN_MUL ** ((CHAIN_LENGTH + 1) // 2), dtype=np.float32)
+
+    def check() -> str:
+        run()
+        return check_agreement(np, grad(), expected, rtol=1e-5, atol=1e-6)
+
+    return run, check
+
+
+# --------------------------------------------------------------------------- (b) seed MLP training step
 
 
 def mlp_data(np: ModuleType) -> dict[str, Any]:
@@ -279,21 +392,245 @@ def mlp_numpy(np: ModuleType, data: dict[str, Any]) -> tuple[Callable[[], Any], 
 
 
 def first_step(
-    step: Callable[[], Any], weights: Callable[[], Any], data: dict[str, Any]
-) -> tuple[float, tuple[Any, Any]]:
-    """Run one training step; return its loss and the updates it applied to w1 and w2."""
+    step: Callable[[], Any], weights: Callable[[], Sequence[Any]], initial: Sequence[Any]
+) -> tuple[float, tuple[Any, ...]]:
+    """Run one training step; return its loss and the update it applied to each weight."""
     loss = step().item()
-    w1, w2 = weights()
-    return loss, (w1 - data["w1"], w2 - data["w2"])
+    return loss, tuple(w - w0 for w, w0 in zip(weights(), initial))
+
+
+def step_checked(
+    np: ModuleType,
+    built: tuple[Callable[[], Any], Callable[[], Sequence[Any]]],
+    initial: Sequence[Any],
+    reference: tuple[float, tuple[Any, ...]],
+    update_atol: float,
+) -> tuple[Callable[[], Any], Callable[[], str]]:
+    """Wrap a training-step builder's result: the check runs the first step and compares it with numpy's."""
+    step, weights = built
+    ref_loss, ref_updates = reference
+
+    def check() -> str:
+        loss, updates = first_step(step, weights, initial)
+        agreement = check_agreement(np, loss, ref_loss, rtol=1e-4, atol=0.0)
+        if agreement == "ok":
+            agreement = check_agreement(np, updates, ref_updates, rtol=1e-3, atol=update_atol)
+        return agreement
+
+    return step, check
+
+
+# --------------------------------------------------------------------------- (c) wide MLP training step
+
+
+def wide_data(np: ModuleType) -> dict[str, Any]:
+    """Return the inputs, labels and initial parameters (W1, b1, W2, b2, W3, b3) shared by workload (c).
+
+    Weights are stored as nn.Linear stores them, (out_features, in_features), and drawn from nn.Linear's
+    default distribution U(-1/sqrt(in_features), 1/sqrt(in_features)).
+    """
+    batch, *widths = WIDE_SIZES
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, widths[0]), dtype=np.float32)
+    labels = rng.integers(0, widths[-1], size=batch, dtype=np.int64)
+    params = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        bound = 1.0 / fan_in**0.5
+        params.append(rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32))
+        params.append(rng.uniform(-bound, bound, fan_out).astype(np.float32))
+    return {"x": x, "labels": labels, "params": params}
+
+
+def wide_model(mod: ModuleType) -> Any:
+    """Return the 784-512-512-10 ReLU MLP of workload (c), built with `mod.nn`."""
+    nn = mod.nn
+    _, d_in, h1, h2, d_out = WIDE_SIZES
+    return nn.Sequential(nn.Linear(d_in, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, d_out))
+
+
+def wide_torchlike(mod: ModuleType, data: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """Build workload (c) for a PyTorch-API module: (step, current parameters as numpy arrays)."""
+    model = wide_model(mod)
+    with mod.no_grad():
+        for param, value in zip(model.parameters(), data["params"]):
+            param.copy_(mod.tensor(value))
+    x = mod.tensor(data["x"])
+    labels = mod.tensor(data["labels"])
+    loss_fn = mod.nn.CrossEntropyLoss()
+    optimizer = mod.optim.SGD(model.parameters(), lr=WIDE_LR)
+
+    def step() -> Any:
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), labels)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step, lambda: [param.detach().numpy() for param in model.parameters()]
+
+
+def wide_numpy(np: ModuleType, data: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """Build workload (c) in numpy, forward and backward written by hand: (step, current parameters).
+
+    This is the floor for a numpy back end: the same matrix products, with in-place updates wherever a
+    careful hand-written version would use them.
+    """
+    x, labels = data["x"], data["labels"]
+    params = [p.copy() for p in data["params"]]
+    w1, b1, w2, b2, w3, b3 = params
+    batch = x.shape[0]
+    rows = np.arange(batch)
+
+    def step() -> Any:
+        # Forward. ReLU in place: its output is positive exactly where its input was, so it is its own mask.
+        a1 = x @ w1.T
+        a1 += b1
+        np.maximum(a1, 0, out=a1)
+        a2 = a1 @ w2.T
+        a2 += b2
+        np.maximum(a2, 0, out=a2)
+        logits = a2 @ w3.T
+        logits += b3
+
+        # Mean cross-entropy: log-sum-exp of the logits minus the label's logit, shifted by the row maximum.
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        sums = probs.sum(axis=1, keepdims=True)
+        loss = np.mean(np.log(sums[:, 0]) - logits[rows, labels])
+
+        # Backward: d loss / d logits = (softmax - one_hot(labels)) / batch.
+        grad = probs
+        grad /= sums
+        grad[rows, labels] -= 1.0
+        grad /= batch
+        g_w3, g_b3 = grad.T @ a2, grad.sum(axis=0)
+        grad = grad @ w3
+        grad *= a2 > 0
+        g_w2, g_b2 = grad.T @ a1, grad.sum(axis=0)
+        grad = grad @ w2
+        grad *= a1 > 0
+        g_w1, g_b1 = grad.T @ x, grad.sum(axis=0)
+
+        # SGD, in place.
+        for param, g in zip(params, (g_w1, g_b1, g_w2, g_b2, g_w3, g_b3)):
+            g *= WIDE_LR
+            param -= g
+        return loss
+
+    return step, lambda: params
+
+
+# --------------------------------------------------------------------------- (d) digits epoch
+
+
+def digits_data(np: ModuleType) -> dict[str, Any] | None:
+    """Return examples/train_digits.py's digits split as float32/int64 arrays; None without scikit-learn."""
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+        from sklearn.preprocessing import StandardScaler
+    except ImportError:
+        return None
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.data,
+        digits.target,
+        test_size=DIGITS_TEST_FRACTION,
+        random_state=DIGITS_SEED,
+        stratify=digits.target,
+    )
+    scaler = StandardScaler().fit(x_train)
+    return {
+        "x_train": scaler.transform(x_train).astype(np.float32),
+        "y_train": y_train.astype(np.int64),
+        "x_test": scaler.transform(x_test).astype(np.float32),
+        "y_test": y_test.astype(np.int64),
+    }
+
+
+class DigitsRun:
+    """Workload (d) for a PyTorch-API module: examples/train_digits.py's set-up and training loop.
+
+    The code is the example's with `mod` in place of gradcore: the same seed, data loader, model, loss and
+    optimizer, so gradcore and PyTorch start from the same weights and see the batches in the same order.
+    """
+
+    def __init__(self, mod: ModuleType, data: dict[str, Any]) -> None:
+        utils_data = importlib.import_module(f"{mod.__name__}.utils.data")
+        nn = mod.nn
+        self.mod = mod
+        mod.manual_seed(DIGITS_SEED)
+        train_set = utils_data.TensorDataset(
+            mod.tensor(data["x_train"], dtype=mod.float32), mod.tensor(data["y_train"], dtype=mod.int64)
+        )
+        self.x_test = mod.tensor(data["x_test"], dtype=mod.float32).to(DIGITS_DEVICE)
+        self.y_test = mod.tensor(data["y_test"], dtype=mod.int64).to(DIGITS_DEVICE)
+        self.loader = utils_data.DataLoader(
+            train_set,
+            batch_size=DIGITS_BATCH_SIZE,
+            shuffle=True,
+            generator=mod.Generator().manual_seed(DIGITS_SEED),
+        )
+        self.model = nn.Sequential(
+            nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+        ).to(DIGITS_DEVICE)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=DIGITS_LABEL_SMOOTHING)
+        self.optimizer = mod.optim.Adam(self.model.parameters(), lr=DIGITS_LR)
+
+    def train_step(self, images: Any, labels: Any) -> Any:
+        """One optimisation step on a batch, as in the example; returns the loss tensor."""
+        images, labels = images.to(DIGITS_DEVICE), labels.to(DIGITS_DEVICE)
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model(images), labels)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def epoch(self) -> tuple[float, float]:
+        """Train one epoch, then test; return the epoch's mean training loss and the test accuracy."""
+        total_loss, total_count = 0.0, 0
+        for images, labels in self.loader:
+            loss = self.train_step(images, labels)
+            total_loss += loss.item() * len(labels)
+            total_count += len(labels)
+        self.model.eval()
+        with self.mod.no_grad():
+            predictions = self.model(self.x_test).argmax(dim=1)
+        self.model.train()
+        return total_loss / total_count, (predictions == self.y_test).float().mean().item()
+
+
+def digits_checked(
+    np: ModuleType, epoch: Callable[[], tuple[float, float]], reference: tuple[float, float] | None
+) -> tuple[Callable[[], Any], Callable[[], str]]:
+    """Wrap a workload (d) epoch: the check runs the first epoch and compares it with PyTorch's.
+
+    Same seed, same initial weights and the same batch order give the same first epoch up to float32
+    rounding, which the 43 Adam steps may amplify a little.
+    """
+
+    def check() -> str:
+        loss, accuracy = epoch()
+        if reference is None:
+            return "unchecked (no PyTorch)"
+        ref_loss, ref_accuracy = reference
+        agreement = check_agreement(np, loss, ref_loss, rtol=1e-4, atol=0.0)
+        if agreement == "ok" and abs(accuracy - ref_accuracy) > 0.005:  # more than two of the 450 test images
+            agreement = f"MISMATCH (test accuracy {accuracy:.4f} vs {ref_accuracy:.4f})"
+        return agreement
+
+    return epoch, check
 
 
 # --------------------------------------------------------------------------- checks and report
 
 
 def check_agreement(np: ModuleType, got: Any, want: Any, rtol: float, atol: float) -> str:
-    """Compare arrays (or tuples of arrays) and return 'ok' or a short description of the mismatch."""
-    got_t = got if isinstance(got, tuple) else (got,)
-    want_t = want if isinstance(want, tuple) else (want,)
+    """Compare arrays (or sequences of arrays) and return 'ok' or a short description of the mismatch."""
+    got_t = tuple(got) if isinstance(got, (tuple, list)) else (got,)
+    want_t = tuple(want) if isinstance(want, (tuple, list)) else (want,)
+    if len(got_t) != len(want_t):
+        return f"MISMATCH ({len(got_t)} arrays vs {len(want_t)})"
     for g, w in zip(got_t, want_t):
         g, w = np.asarray(g), np.asarray(w)
         if g.shape != w.shape:
@@ -324,8 +661,258 @@ def target_verdict(value: float | None, limit: float, strict: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def median_of(results: dict[str, Result], label: str) -> float | None:
+    """Median time of `label` in `results`, or None when it was not measured."""
+    return results[label].timing.median if label in results else None
+
+
+def results_table(
+    results: dict[str, Result], impl_label: str, unit: str, scale: float, digits: int, check_header: str
+) -> list[str]:
+    """Markdown table of one workload: median and interquartile range in `unit` (seconds times `scale`)."""
+    impl_median = median_of(results, impl_label)
+    lines = [
+        f"| implementation | {unit} (median) | p25-p75 | gradcore / this | {check_header} |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for label, result in results.items():
+        q1, q3 = result.timing.quartiles
+        lines.append(
+            f"| {label} | {result.timing.median * scale:.{digits}f} | "
+            f"{q1 * scale:.{digits}f}-{q3 * scale:.{digits}f} | "
+            f"{fmt_ratio(impl_median, result.timing.median)} | {result.check} |"
+        )
+    return lines
+
+
+@dataclass
+class Target:
+    """A target on the ratio gradcore / baseline, and where the run stands against it."""
+
+    workload: str
+    baseline: str
+    limit: float
+    strict: bool  # True: the ratio must be below the limit; False: at most the limit
+    value: float | None
+
+    @property
+    def wording(self) -> str:
+        """The target as a phrase, e.g. 'at most 1.15x'."""
+        return f"{'below' if self.strict else 'at most'} {self.limit:.2f}x"
+
+    @property
+    def verdict(self) -> str:
+        """'met', 'NOT met' or 'n/a (not measured)'."""
+        return target_verdict(self.value, self.limit, self.strict)
+
+    def line(self) -> str:
+        """One line for the workload's section of the report."""
+        shown = "n/a" if self.value is None else f"{self.value:.2f}x"
+        return f"gradcore / {self.baseline}: {shown} — target {self.wording}: {self.verdict}  "
+
+
+# --------------------------------------------------------------------------- the four workloads
+
+
+@dataclass
+class Context:
+    """What every workload needs: the modules, labels, repeats, and the list that collects failures."""
+
+    np: ModuleType
+    impl: ModuleType
+    impl_label: str
+    torch: ModuleType | None
+    repeats: dict[str, int]
+    min_warmup: int
+    failures: list[str]
+
+    def three_way(
+        self, torchlike: Callable[[ModuleType], Any], numpy_version: Callable[[], Any]
+    ) -> list[Implementation]:
+        """gradcore and PyTorch running `torchlike`, and the hand-written numpy floor, in report order."""
+        return [
+            (self.impl_label, self.impl, torchlike),
+            ("numpy (hand-written)", self.np, lambda _m: numpy_version()),
+            ("PyTorch", self.torch, torchlike),
+        ]
+
+    def run(self, workload: str, title: str, impls: Sequence[Implementation]) -> dict[str, Result]:
+        """Run one workload and record every implementation whose check failed."""
+        results = run_workload(
+            f"({workload}) {title}", impls, self.repeats[workload], self.min_warmup, self.failures
+        )
+        self.failures += [
+            f"({workload}) {label}: result {r.check}"
+            for label, r in results.items()
+            if r.check != "ok" and not r.check.startswith("unchecked")
+        ]
+        return results
+
+
+def bench_per_op(ctx: Context) -> tuple[list[str], list[Target]]:
+    """Workload (a): returns its report section and its target."""
+    np = ctx.np
+    chain = ctx.run(
+        "a",
+        "per-op overhead",
+        [
+            (ctx.impl_label, ctx.impl, lambda m: chain_checked(np, lambda: chain_torchlike(m))),
+            ("numpy (hand-written floor)", np, lambda _m: chain_checked(np, lambda: chain_numpy(np))),
+            ("PyTorch", ctx.torch, lambda m: chain_checked(np, lambda: chain_torchlike(m))),
+        ],
+    )
+    impl_median = median_of(chain, ctx.impl_label)
+    target = Target(
+        "(a) per-op overhead",
+        "PyTorch",
+        TARGET_OP_VS_TORCH,
+        False,
+        ratio(impl_median, median_of(chain, "PyTorch")),
+    )
+    numpy_median = median_of(chain, "numpy (hand-written floor)")
+    section = [
+        f"## (a) Per-op overhead: {CHAIN_LENGTH} elementwise ops on shape {CHAIN_SHAPE}, forward + backward",
+        "",
+        f"{ctx.repeats['a']} timed runs per implementation.",
+        "",
+        *results_table(chain, ctx.impl_label, "µs per op", 1e6 / CHAIN_LENGTH, 2, "gradient check"),
+        "",
+        target.line(),
+        f"gradcore / numpy floor: {fmt_ratio(impl_median, numpy_median)} (for information)",
+        "",
+    ]
+    return section, [target]
+
+
+def bench_seed_mlp(ctx: Context) -> tuple[list[str], list[Target]]:
+    """Workload (b): returns its report section and its two targets."""
+    np = ctx.np
+    data = mlp_data(np)
+    initial = (data["w1"], data["w2"])
+    # Agreement: from the same start, the first step must give numpy's loss and weight updates.
+    reference = first_step(*mlp_numpy(np, data), initial)
+
+    def checked(
+        built: tuple[Callable[[], Any], Callable[[], Any]],
+    ) -> tuple[Callable[[], Any], Callable[[], str]]:
+        return step_checked(np, built, initial, reference, update_atol=2e-6)
+
+    mlp = ctx.run(
+        "b",
+        "seed MLP training step",
+        ctx.three_way(lambda m: checked(mlp_torchlike(m, data)), lambda: checked(mlp_numpy(np, data))),
+    )
+    impl_median = median_of(mlp, ctx.impl_label)
+    targets = [
+        Target(
+            "(b) seed MLP step",
+            "numpy",
+            TARGET_MLP_VS_NUMPY,
+            False,
+            ratio(impl_median, median_of(mlp, "numpy (hand-written)")),
+        ),
+        Target(
+            "(b) seed MLP step",
+            "PyTorch",
+            TARGET_MLP_VS_TORCH,
+            True,
+            ratio(impl_median, median_of(mlp, "PyTorch")),
+        ),
+    ]
+    n, d_in, h, d_out = MLP_SIZES
+    section = [
+        f"## (b) Seed MLP training step (N={n}, D_in={d_in}, H={h}, D_out={d_out}, float32)",
+        "",
+        f"{ctx.repeats['b']} timed runs per implementation.",
+        "",
+        *results_table(mlp, ctx.impl_label, "ms per step", 1e3, 3, "first-step check vs numpy"),
+        "",
+        *(t.line() for t in targets),
+        "",
+    ]
+    return section, targets
+
+
+def bench_wide_mlp(ctx: Context) -> tuple[list[str], list[Target]]:
+    """Workload (c): returns its report section and its target."""
+    np = ctx.np
+    data = wide_data(np)
+    initial = data["params"]
+    reference = first_step(*wide_numpy(np, data), initial)
+
+    def checked(
+        built: tuple[Callable[[], Any], Callable[[], Any]],
+    ) -> tuple[Callable[[], Any], Callable[[], str]]:
+        # The largest updates (lr * gradient) are 2e-4 to 4e-3 here, while float32 rounding of the weights
+        # (about 0.04) is about 4e-9: the absolute tolerance sits between the two.
+        return step_checked(np, built, initial, reference, update_atol=1e-7)
+
+    wide = ctx.run(
+        "c",
+        "wide MLP training step",
+        ctx.three_way(lambda m: checked(wide_torchlike(m, data)), lambda: checked(wide_numpy(np, data))),
+    )
+    impl_median = median_of(wide, ctx.impl_label)
+    target = Target(
+        "(c) wide MLP step",
+        "numpy",
+        TARGET_WIDE_VS_NUMPY,
+        False,
+        ratio(impl_median, median_of(wide, "numpy (hand-written)")),
+    )
+    batch, *widths = WIDE_SIZES
+    section = [
+        (
+            f"## (c) Wide MLP training step (batch {batch}, {'-'.join(map(str, widths))}, bias, ReLU, "
+            f"cross-entropy, SGD lr={WIDE_LR:g}, float32)"
+        ),
+        "",
+        f"{ctx.repeats['c']} timed runs per implementation.",
+        "",
+        *results_table(wide, ctx.impl_label, "ms per step", 1e3, 2, "first-step check vs numpy"),
+        "",
+        target.line(),
+        f"gradcore / PyTorch: {fmt_ratio(impl_median, median_of(wide, 'PyTorch'))} (for information)",
+        "",
+    ]
+    return section, [target]
+
+
+def bench_digits(ctx: Context, data: dict[str, Any]) -> tuple[list[str], list[Target]]:
+    """Workload (d): returns its report section (it has no target)."""
+    np = ctx.np
+    # The reference is PyTorch's first epoch from the same seed; there is no hand-written version.
+    reference = DigitsRun(ctx.torch, data).epoch() if ctx.torch is not None else None
+
+    def build(mod: ModuleType) -> tuple[Callable[[], Any], Callable[[], str]]:
+        return digits_checked(np, DigitsRun(mod, data).epoch, reference)
+
+    epochs = ctx.run("d", "digits epoch", [(ctx.impl_label, ctx.impl, build), ("PyTorch", ctx.torch, build)])
+    n_train, n_test = len(data["y_train"]), len(data["y_test"])
+    n_batches = -(-n_train // DIGITS_BATCH_SIZE)
+    vs_torch = fmt_ratio(median_of(epochs, ctx.impl_label), median_of(epochs, "PyTorch"))
+    section = [
+        (
+            f"## (d) One epoch of examples/train_digits.py ({n_train} training images in {n_batches} batches "
+            f"of up to {DIGITS_BATCH_SIZE}, 64-128-64-10 MLP, label-smoothed cross-entropy, Adam, "
+            f"then {n_test} test images)"
+        ),
+        "",
+        f"{ctx.repeats['d']} timed epochs per implementation.",
+        "",
+        *results_table(epochs, ctx.impl_label, "ms per epoch", 1e3, 1, "first-epoch check vs PyTorch"),
+        "",
+        f"gradcore / PyTorch: {vs_torch} (for information; no target)",
+        "",
+    ]
+    return section, []
+
+
+# --------------------------------------------------------------------------- main
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run both workloads, print the markdown report and write it to --out; return the exit status.
+    """Run the workloads, print the markdown report and write it to --out; return the exit status.
 
     The status is 0 when every implementation ran and passed its check, 1 when one raised or computed a
     wrong result (listed under "Failures"), 2 when the module under test cannot be imported. Missed
@@ -358,6 +945,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.quick:
         notes.append("--quick: few repeats; a smoke test, not a measurement.")
+    digits = digits_data(np) if "d" in args.workload_set else None
+    if "d" in args.workload_set and digits is None:
+        notes.append(
+            "scikit-learn is not installed: workload (d), which needs its digits data set, is skipped."
+        )
 
     env = {
         "python": platform.python_version(),
@@ -369,150 +961,86 @@ def main(argv: list[str] | None = None) -> int:
         "cpu count": str(os.cpu_count()),
         "threads": ", ".join(f"{v}={os.environ[v]}" for v in THREAD_ENV_VARS)
         + (f", torch.get_num_threads()={real_torch.get_num_threads()}" if real_torch is not None else ""),
+        "load average at start": load_average(),
     }
     for key, value in env.items():
         print(f"{key + ':':11} {value}")
     for note in notes:
         print(f"note: {note}")
-    print(f"repeats: {args.repeats} per workload and implementation\n", flush=True)
+    repeats = args.repeats_by_workload
+    print("repeats: " + ", ".join(f"({w}) {repeats[w]}" for w in WORKLOADS if w in args.workload_set) + "\n")
 
-    # (a) per-op overhead ------------------------------------------------------
-    expected_grad = np.full(CHAIN_SHAPE, CHAIN_MUL ** ((CHAIN_LENGTH + 1) // 2), dtype=np.float32)
-    chain_impls: list[tuple[str, ModuleType | None, Callable[..., Any]]] = [
-        (impl_label, impl, chain_torchlike),
-        ("numpy (hand-written floor)", np, lambda _m: chain_numpy(np)),
-        ("PyTorch", real_torch, chain_torchlike),
-    ]
-    failures: list[str] = []  # implementations that raised: left out of the tables, listed in the report
-    chain: dict[str, tuple[Timing, str]] = {}
-    for label, mod, build in chain_impls:
-        if mod is None:
-            continue
-        print(f"(a) per-op overhead: {label} ...", flush=True)
-        try:
-            run, grad = build(mod)
-            timing = measure(run, args.repeats)
-            chain[label] = (timing, check_agreement(np, grad(), expected_grad, rtol=1e-5, atol=1e-6))
-        except Exception as exc:  # noqa: BLE001 - reported, and the other implementations still run
-            failures.append(f"(a) {label}: {type(exc).__name__}: {exc}")
-
-    # (b) MLP training step ----------------------------------------------------
-    data = mlp_data(np)
-    mlp_impls: list[tuple[str, ModuleType | None, Callable[..., Any]]] = [
-        (impl_label, impl, lambda m: mlp_torchlike(m, data)),
-        ("numpy (hand-written)", np, lambda _m: mlp_numpy(np, data)),
-        ("PyTorch", real_torch, lambda m: mlp_torchlike(m, data)),
-    ]
-    # Agreement: from the same start, the first step must give numpy's loss and weight updates.
-    ref_loss, ref_updates = first_step(*mlp_numpy(np, data), data)
-    mlp: dict[str, tuple[Timing, str]] = {}
-    for label, mod, build in mlp_impls:
-        if mod is None:
-            continue
-        print(f"(b) MLP training step: {label} ...", flush=True)
-        try:
-            step, weights = build(mod)
-            loss, updates = first_step(step, weights, data)
-            agreement = check_agreement(np, loss, ref_loss, rtol=1e-4, atol=0.0)
-            if agreement == "ok":
-                agreement = check_agreement(np, updates, ref_updates, rtol=1e-3, atol=2e-6)
-            mlp[label] = (measure(step, args.repeats), agreement)
-        except Exception as exc:  # noqa: BLE001 - reported, and the other implementations still run
-            failures.append(f"(b) {label}: {type(exc).__name__}: {exc}")
+    ctx = Context(
+        np=np,
+        impl=impl,
+        impl_label=impl_label,
+        torch=real_torch,
+        repeats=repeats,
+        # A quick run needs only to exercise the code: one warm-up run is enough.
+        min_warmup=1 if args.quick else 3,
+        failures=[],
+    )
+    benches: dict[str, Callable[[], tuple[list[str], list[Target]]]] = {
+        "a": lambda: bench_per_op(ctx),
+        "b": lambda: bench_seed_mlp(ctx),
+        "c": lambda: bench_wide_mlp(ctx),
+    }
+    if digits is not None:
+        benches["d"] = lambda: bench_digits(ctx, digits)
+    sections: list[str] = []
+    targets: list[Target] = []
+    for workload, bench in benches.items():
+        if workload in args.workload_set:
+            section, workload_targets = bench()
+            sections += section
+            targets += workload_targets
     print(flush=True)
+    # Other processes compete for the cores: the load at the end, beside the load at the start, tells
+    # whether the figures were taken on a busy machine.
+    env["load average at end"] = load_average()
 
-    # Report -------------------------------------------------------------------
-    def median(table: dict[str, tuple[Timing, str]], label: str) -> float | None:
-        return table[label][0].median if label in table else None
+    report = render_report(env, notes, targets, sections, ctx.failures)
+    print(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report, encoding="utf-8")
+    print(f"(written to {args.out})")
+    return 1 if ctx.failures else 0
 
-    op_impl = median(chain, impl_label)
-    op_torch = median(chain, "PyTorch")
-    op_numpy = median(chain, "numpy (hand-written floor)")
-    mlp_impl = median(mlp, impl_label)
-    mlp_numpy_t = median(mlp, "numpy (hand-written)")
-    mlp_torch = median(mlp, "PyTorch")
 
+def render_report(
+    env: dict[str, str], notes: list[str], targets: list[Target], sections: list[str], failures: list[str]
+) -> str:
+    """Assemble the markdown report: header, environment, targets summary, workload sections, failures."""
     lines = [
         "# gradcore CPU benchmarks",
         "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}  ",
         f"Command: `{shlex.join([Path(sys.executable).name, *sys.argv])}`  ",
         (
-            f"Repeats: {args.repeats} timed runs per workload and implementation, after a warm-up; "
-            "figures are medians, with the interquartile range (p25-p75) beside them."
+            "Each figure is the median of repeated timed runs after a warm-up, with the interquartile range "
+            "(p25-p75) beside it; all figures come from this one process. Ratios are gradcore's median divided "
+            "by the other implementation's: below 1.00x gradcore is faster."
         ),
         "",
     ]
     if notes:
         lines += [*(f"> {note}  " for note in notes), ""]
-    lines += ["| | |", "| --- | --- |"]
-    lines += [f"| {key} | {value} |" for key, value in env.items()]
-
-    lines += [
-        "",
-        f"## (a) Per-op overhead: {CHAIN_LENGTH} elementwise ops on shape {CHAIN_SHAPE}, forward + backward",
-        "",
-        "| implementation | µs per op (median) | p25-p75 | gradcore / this | gradient check |",
-        "| --- | ---: | ---: | ---: | --- |",
-    ]
-    for label, (timing, agreement) in chain.items():
-        q1, q3 = timing.quartiles
-        lines.append(
-            f"| {label} | {timing.median / CHAIN_LENGTH * 1e6:.2f} | "
-            f"{q1 / CHAIN_LENGTH * 1e6:.2f}-{q3 / CHAIN_LENGTH * 1e6:.2f} | "
-            f"{fmt_ratio(op_impl, timing.median)} | {agreement} |"
-        )
-    op_ratio = ratio(op_impl, op_torch)
-    lines += [
-        "",
-        (
-            f"gradcore / PyTorch: {fmt_ratio(op_impl, op_torch)} — target at most {TARGET_OP_VS_TORCH:.2f}x: "
-            f"{target_verdict(op_ratio, TARGET_OP_VS_TORCH, strict=False)}  "
-        ),
-        f"gradcore / numpy floor: {fmt_ratio(op_impl, op_numpy)} (for information)",
-    ]
-
-    n, d_in, h, d_out = MLP_SIZES
-    lines += [
-        "",
-        f"## (b) Two-layer MLP training step (N={n}, D_in={d_in}, H={h}, D_out={d_out}, float32)",
-        "",
-        "| implementation | ms per step (median) | p25-p75 | gradcore / this | first-step check vs numpy |",
-        "| --- | ---: | ---: | ---: | --- |",
-    ]
-    for label, (timing, agreement) in mlp.items():
-        q1, q3 = timing.quartiles
-        lines.append(
-            f"| {label} | {timing.median * 1e3:.3f} | {q1 * 1e3:.3f}-{q3 * 1e3:.3f} | "
-            f"{fmt_ratio(mlp_impl, timing.median)} | {agreement} |"
-        )
-    vs_numpy = ratio(mlp_impl, mlp_numpy_t)
-    vs_torch = ratio(mlp_impl, mlp_torch)
-    lines += [
-        "",
-        (
-            f"gradcore / numpy: {fmt_ratio(mlp_impl, mlp_numpy_t)} — target at most {TARGET_MLP_VS_NUMPY:.2f}x: "
-            f"{target_verdict(vs_numpy, TARGET_MLP_VS_NUMPY, strict=False)}  "
-        ),
-        (
-            f"gradcore / PyTorch: {fmt_ratio(mlp_impl, mlp_torch)} — target below {TARGET_MLP_VS_TORCH:.2f}x: "
-            f"{target_verdict(vs_torch, TARGET_MLP_VS_TORCH, strict=True)}"
-        ),
-        "",
-    ]
-    for workload, table in (("(a)", chain), ("(b)", mlp)):
-        failures += [
-            f"{workload} {label}: result {check}" for label, (_, check) in table.items() if check != "ok"
+    lines += ["| | |", "| --- | --- |", *(f"| {key} | {value} |" for key, value in env.items()), ""]
+    if targets:
+        lines += [
+            "## Targets",
+            "",
+            "| workload | ratio | measured | target | verdict |",
+            "| --- | --- | ---: | --- | --- |",
         ]
+        for t in targets:
+            shown = "n/a" if t.value is None else f"{t.value:.2f}x"
+            lines.append(f"| {t.workload} | gradcore / {t.baseline} | {shown} | {t.wording} | {t.verdict} |")
+        lines += [""]
+    lines += sections
     if failures:
         lines += ["## Failures", "", *(f"- {failure}" for failure in failures), ""]
-    report = "\n".join(lines)
-
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report, encoding="utf-8")
-    print(f"(written to {args.out})")
-    return 1 if failures else 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,419 @@
+#!/usr/bin/env python3
+"""Benchmark gradcore's CUDA kernels (kernels/*.cu) on a GPU; every figure is a ratio of two timings of one run.
+
+Figures (float32 unless stated; each time the median of CUDA-event timings after a warm-up):
+
+(a) GEMM: our kernel (the tile ``choose_tile`` picks, and every tile, for the crossover) vs ``cupy.matmul``
+    (cuBLAS, FP32: ``CUPY_TF32`` is forced to 0) on MLP shapes and 4096^3. Target: >= 0.8 of cuBLAS at 4096^3.
+(b) Fused Linear+ReLU and Linear+sigmoid, forward + backward (``linear_forward``/``linear_backward``) vs cuBLAS
+    plus separate elementwise kernels (our single-pass ones, and the CuPy expressions gradcore uses today).
+    Target: >= 1.3x faster than the unfused cuBLAS path on MLP shapes.
+(c) clamp and sigmoid forward/backward bandwidth (bytes read + written per second) vs a device-to-device copy
+    of the same bytes. Target: >= 0.85 of copy bandwidth.
+(d) Training steps: the seed MLP (64x1000 -> 100 -> 10, clamp(min=0), sum of squares) and a 784-1024-1024-10
+    ReLU MLP (cross-entropy, batch 256 and 4096): written directly on our kernels, through gradcore's API on
+    CUDA, and in PyTorch CUDA eager when PyTorch sees a GPU. Target: no slower than PyTorch.
+
+Every result is checked against the unfused path (or float64, or PyTorch) before it is timed; a failed check
+prints FAIL and skips that figure's timing. The device, driver, CUDA runtime, CuPy, NVRTC and PyTorch versions
+are printed first; with $OUT set (or --out), the raw log and a JSON of every timing are written there.
+
+Usage::
+
+    python3 benchmarks/gpu.py            # everything (a few minutes on an H100)
+    python3 benchmarks/gpu.py --quick    # fewer repeats, smaller shapes left out
+    python3 benchmarks/gpu.py --only a,c
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("CUPY_TF32", "0")  # cuBLAS in true FP32, the precision our kernel computes in
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+LOG: list = []
+RESULTS: dict = {}
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+    LOG.append(line)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats; leaves out 4096^3 and batch 4096")
+    parser.add_argument("--only", default="a,b,c,d", help="comma-separated figures to run (default: a,b,c,d)")
+    parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for the raw log and JSON ($OUT)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per figure")
+    return parser.parse_args(argv)
+
+
+# -- timing and checks ---------------------------------------------------------------------------------
+
+def time_gpu(fn, repeats: int, warmup: int = 3) -> float:
+    """Returns the median milliseconds of ``fn()`` over ``repeats`` runs, each between two CUDA events."""
+    import cupy
+
+    for _ in range(warmup):
+        fn()
+    cupy.cuda.Device().synchronize()
+    times = []
+    for _ in range(repeats):
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, stop))
+    return statistics.median(times)
+
+
+def relative_error(out, reference) -> float:
+    import cupy
+
+    out = cupy.asarray(out, dtype=cupy.float64)
+    reference = cupy.asarray(reference, dtype=cupy.float64)
+    if bool(cupy.isnan(out).any()):
+        return float("inf")
+    return float(cupy.linalg.norm(out - reference) / max(float(cupy.linalg.norm(reference)), 1e-300))
+
+
+def checked(name: str, pairs, tolerance: float) -> bool:
+    """Compares each (ours, reference) pair; prints FAIL and returns False on the first mismatch."""
+    for i, (ours, reference) in enumerate(pairs):
+        error = relative_error(ours, reference)
+        if not error <= tolerance:
+            say(f"FAIL {name}: output {i} relative error {error:.3g} > {tolerance:g}; not timed")
+            RESULTS.setdefault("failures", []).append(name)
+            return False
+    return True
+
+
+def record(key: str, **values) -> None:
+    RESULTS[key] = values
+
+
+# -- (a) GEMM ------------------------------------------------------------------------------------------
+
+def figure_gemm(args, kernels, cupy) -> None:
+    say("\n(a) GEMM, float32: our kernel vs cupy.matmul (cuBLAS FP32); ratio = cuBLAS time / ours (higher is better)")
+    shapes = [(64, 1000, 100), (256, 784, 1024), (256, 1024, 1024), (256, 1024, 10), (4096, 784, 1024),
+              (4096, 1024, 1024)]
+    if not args.quick:
+        shapes.append((4096, 4096, 4096))
+    rng = cupy.random.default_rng(0)
+    say(f"{'M x K x N':>18} {'cuBLAS ms':>10} {'ours ms':>9} {'ratio':>6}  tile   | every tile, ms")
+    for m, k, n in shapes:
+        a = rng.standard_normal((m, k), dtype=cupy.float32)
+        b = rng.standard_normal((k, n), dtype=cupy.float32)
+        reference = cupy.matmul(a, b)
+        if not checked(f"gemm {m}x{k}x{n}", [(kernels.gemm(a, b), reference)], 1e-5):
+            continue
+        repeats = args.repeats or (10 if m * n * k > 1e10 else 50)
+        cublas = time_gpu(functools.partial(cupy.matmul, a, b), repeats)
+        tile = kernels.choose_tile(m, n, "float32", kernels.default_launcher().multiprocessor_count())
+        per_tile = {name: time_gpu(functools.partial(kernels.gemm, a, b, tile=name), repeats)
+                    for name in kernels.GEMM_TILES["float32"]}
+        ours = per_tile[tile]
+        tflops = 2 * m * n * k / (ours * 1e-3) / 1e12
+        say(f"{f'{m}x{k}x{n}':>18} {cublas:10.4f} {ours:9.4f} {cublas / ours:6.2f}  {tile:6} | "
+            + " ".join(f"{name} {t:.4f}" for name, t in per_tile.items()) + f"  ({tflops:.1f} TFLOP/s)")
+        record(f"gemm_{m}x{k}x{n}", cublas_ms=cublas, ours_ms=ours, tile=tile, per_tile_ms=per_tile,
+               ratio=cublas / ours)
+
+
+# -- (b) fused Linear + activation ---------------------------------------------------------------------
+
+def _fused_linear(kernels, x, w, b, g, activation):
+    y, saved = kernels.linear_forward(x, w, b, activation)
+    return (y, *kernels.linear_backward(g, x, w, saved, activation))
+
+
+def _unfused_linear_our_elementwise(kernels, x, w, b, g, activation):
+    z = x @ w.T + b
+    if activation == "relu":
+        y = kernels.clamp_forward(z, 0.0)
+        d_z = kernels.relu_backward(g, y)
+    else:
+        y = kernels.sigmoid_forward(z)
+        d_z = kernels.sigmoid_backward(g, y)
+    return y, d_z @ w, d_z.T @ x, d_z.sum(axis=0)
+
+
+def _unfused_linear_cupy(cupy, x, w, b, g, activation):
+    """The CuPy expressions of gradcore/ops/activation.py today, after cuBLAS."""
+    z = x @ w.T + b
+    if activation == "relu":
+        y = cupy.maximum(z, 0)
+        d_z = g * (y > 0)
+    else:
+        e = cupy.exp(-cupy.abs(z))
+        y = cupy.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        d_z = g * y * (1 - y)
+    return y, d_z @ w, d_z.T @ x, d_z.sum(axis=0)
+
+
+def figure_fused_linear(args, kernels, cupy) -> None:
+    say("\n(b) Linear + activation, forward + backward, float32; speed-up = unfused time / fused time")
+    shapes = [(256, 784, 1024), (256, 1024, 1024), (64, 1000, 100)]
+    if not args.quick:
+        shapes += [(4096, 784, 1024), (4096, 1024, 1024)]
+    rng = cupy.random.default_rng(1)
+    say(f"{'batch x in -> out':>20} {'act':>8} {'fused ms':>9} {'cuBLAS+ours':>12} {'x':>5} "
+        f"{'cuBLAS+CuPy':>12} {'x':>5}")
+    for m, k, n in shapes:
+        x = rng.standard_normal((m, k), dtype=cupy.float32)
+        w = rng.standard_normal((n, k), dtype=cupy.float32) / k ** 0.5
+        b = rng.standard_normal(n, dtype=cupy.float32)
+        g = rng.standard_normal((m, n), dtype=cupy.float32)
+        for activation in ("relu", "sigmoid"):
+            fused = functools.partial(_fused_linear, kernels, x, w, b, g, activation)
+            unfused_ours = functools.partial(_unfused_linear_our_elementwise, kernels, x, w, b, g, activation)
+            unfused_cupy = functools.partial(_unfused_linear_cupy, cupy, x, w, b, g, activation)
+            name = f"linear_{activation}_{m}x{k}x{n}"
+            if not checked(name, list(zip(fused(), unfused_ours())), 1e-5):
+                continue
+            repeats = args.repeats or 30
+            t_fused = time_gpu(fused, repeats)
+            t_ours = time_gpu(unfused_ours, repeats)
+            t_cupy = time_gpu(unfused_cupy, repeats)
+            say(f"{f'{m}x{k}->{n}':>20} {activation:>8} {t_fused:9.4f} {t_ours:12.4f} {t_ours / t_fused:5.2f} "
+                f"{t_cupy:12.4f} {t_cupy / t_fused:5.2f}")
+            record(name, fused_ms=t_fused, cublas_plus_our_elementwise_ms=t_ours, cublas_plus_cupy_ms=t_cupy,
+                   speedup_vs_ours=t_ours / t_fused, speedup_vs_cupy=t_cupy / t_fused)
+
+
+# -- (c) elementwise bandwidth -------------------------------------------------------------------------
+
+def figure_bandwidth(args, kernels, cupy) -> None:
+    n = 1 << (24 if args.quick else 28)
+    say(f"\n(c) elementwise bandwidth, {n} elements; ratio = kernel GB/s / device-to-device copy GB/s")
+    for dtype in ("float32", "float64"):
+        rng = cupy.random.default_rng(2)
+        x = rng.standard_normal(n, dtype=dtype) * 4
+        g = rng.standard_normal(n, dtype=dtype)
+        copy_target = cupy.empty_like(x)
+        repeats = args.repeats or 20
+        t_copy = time_gpu(functools.partial(copy_target.data.copy_from_device, x.data, x.nbytes), repeats)
+        copy_bandwidth = 2 * x.nbytes / (t_copy * 1e-3) / 1e9
+        say(f"{dtype}: device-to-device copy {copy_bandwidth:.0f} GB/s ({t_copy:.3f} ms)")
+        y = kernels.sigmoid_forward(x)
+        e = cupy.exp(-cupy.abs(x.astype(cupy.float64)))
+        cases = {
+            # name: (function, arrays moved, reference)
+            "clamp_forward": (functools.partial(kernels.clamp_forward, x, -1.0, 1.0), 2, cupy.clip(x, -1.0, 1.0)),
+            "clamp_backward": (functools.partial(kernels.clamp_backward, g, x, -1.0, 1.0), 3,
+                               cupy.where((x >= -1) & (x <= 1), g, 0)),
+            "sigmoid_forward": (functools.partial(kernels.sigmoid_forward, x), 2,
+                                cupy.where(x >= 0, 1 / (1 + e), e / (1 + e))),
+            "sigmoid_backward": (functools.partial(kernels.sigmoid_backward, g, y), 3, g * (1 - y) * y),
+        }
+        for name, (fn, arrays, reference) in cases.items():
+            if not checked(f"{name} {dtype}", [(fn(), reference)], 1e-6 if dtype == "float32" else 1e-14):
+                continue
+            t = time_gpu(fn, repeats)
+            bandwidth = arrays * x.nbytes / (t * 1e-3) / 1e9
+            say(f"  {name:17} {t:8.3f} ms {bandwidth:7.0f} GB/s  ratio {bandwidth / copy_bandwidth:.2f}")
+            record(f"{name}_{dtype}", ms=t, gb_per_s=bandwidth, copy_gb_per_s=copy_bandwidth,
+                   ratio=bandwidth / copy_bandwidth)
+
+
+# -- (d) training steps --------------------------------------------------------------------------------
+
+def _kernel_mlp_step(kernels, cupy, params, x, target, activation_kind, lr):
+    """One SGD step of an MLP written directly on our kernels; returns the loss (a device scalar)."""
+    saved, inputs = [], [x]
+    h = x
+    last = len(params) - 1
+    for i, (w, b) in enumerate(params):
+        act = "none" if i == last else activation_kind
+        h, s = kernels.linear_forward(h, w, b, act, clamp_min=0.0 if act == "clamp" else None)
+        saved.append(s)
+        inputs.append(h)
+    if target.dtype.kind == "i":  # cross-entropy on logits
+        shifted = h - h.max(axis=1, keepdims=True)
+        p = cupy.exp(shifted)
+        p /= p.sum(axis=1, keepdims=True)
+        loss = -cupy.log(p[cupy.arange(len(target)), target]).mean()
+        grad = p
+        grad[cupy.arange(len(target)), target] -= 1
+        grad /= len(target)
+    else:  # sum of squares
+        diff = h - target
+        loss = (diff * diff).sum()
+        grad = 2 * diff
+    for i in range(last, -1, -1):
+        w, b = params[i]
+        act = "none" if i == last else activation_kind
+        gx, gw, gb = kernels.linear_backward(grad, inputs[i], w, saved[i], act,
+                                             clamp_min=0.0 if act == "clamp" else None,
+                                             needs_input_grad=(i > 0, True, b is not None))
+        w -= lr * gw
+        if b is not None:
+            b -= lr * gb
+        grad = gx
+    return loss
+
+
+def _framework_step(framework, x, target, params, act, classify, lr):
+    """One SGD step written against the PyTorch API: ``framework`` is gradcore or torch, the same code for both."""
+    h = x
+    for i, (w, b) in enumerate(params):
+        h = h.mm(w.t()) if b is None else framework.nn.functional.linear(h, w, b)
+        if i < len(params) - 1:
+            h = h.clamp(min=0) if act == "clamp" else h.relu()
+    loss = framework.nn.functional.cross_entropy(h, target) if classify else (h - target).pow(2).sum()
+    loss.backward()
+    with framework.no_grad():
+        for w, b in params:
+            for p in (w, b):
+                if p is not None:
+                    p -= lr * p.grad
+                    p.grad = None
+    return loss
+
+
+def figure_training(args, kernels, cupy) -> None:
+    import numpy as np
+
+    import gradcore
+
+    try:
+        import torch
+        torch_cuda = torch.cuda.is_available()
+    except ImportError:
+        torch, torch_cuda = None, False
+    say("\n(d) training step, float32, ms per step (SGD); ratio = PyTorch time / ours (>= 1: no slower)")
+    configs = [("seed MLP 64x1000-100-10", 64, [1000, 100, 10], False, "clamp")]
+    configs.append(("MLP 784-1024-1024-10, batch 256", 256, [784, 1024, 1024, 10], True, "relu"))
+    if not args.quick:
+        configs.append(("MLP 784-1024-1024-10, batch 4096", 4096, [784, 1024, 1024, 10], True, "relu"))
+    lr = 1e-6
+    for title, batch, sizes, classify, act in configs:
+        rng = np.random.default_rng(3)
+        x_host = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+        if classify:
+            target_host = rng.integers(0, sizes[-1], batch)
+        else:
+            target_host = rng.standard_normal((batch, sizes[-1])).astype(np.float32)
+        weights = [(rng.standard_normal((o, i)) / i ** 0.5).astype(np.float32) for i, o in itertools.pairwise(sizes)]
+        biases = [rng.standard_normal(o).astype(np.float32) * 0.1 if classify else None for o in sizes[1:]]
+
+        x, target = cupy.asarray(x_host), cupy.asarray(target_host)
+        params = [(cupy.asarray(w), None if b is None else cupy.asarray(b)) for w, b in zip(weights, biases)]
+        ours = functools.partial(_kernel_mlp_step, kernels, cupy, params, x, target, act, lr)
+
+        gx = gradcore.tensor(x_host, device="cuda")
+        gt = gradcore.tensor(target_host, device="cuda")
+        g_params = [(gradcore.tensor(w, device="cuda", requires_grad=True),
+                     None if b is None else gradcore.tensor(b, device="cuda", requires_grad=True))
+                    for w, b in zip(weights, biases)]
+
+        through_gradcore = functools.partial(_framework_step, gradcore, gx, gt, g_params, act, classify, lr)
+
+        steps = {"our kernels": ours, "gradcore API": through_gradcore}
+        losses = {"our kernels": float(ours()), "gradcore API": float(through_gradcore().item())}
+        if torch_cuda:
+            tx = torch.tensor(x_host, device="cuda")
+            tt = torch.tensor(target_host, device="cuda")
+            t_params = [(torch.tensor(w, device="cuda", requires_grad=True),
+                         None if b is None else torch.tensor(b, device="cuda", requires_grad=True))
+                        for w, b in zip(weights, biases)]
+
+            through_torch = functools.partial(_framework_step, torch, tx, tt, t_params, act, classify, lr)
+
+            steps["PyTorch eager"] = through_torch
+            losses["PyTorch eager"] = float(through_torch().item())
+        # The first step starts from the same weights everywhere, so the first losses must agree.
+        first = losses["our kernels"]
+        bad = {name: loss for name, loss in losses.items() if not abs(loss - first) <= 1e-4 * max(abs(first), 1)}
+        if bad:
+            say(f"FAIL {title}: first-step losses differ: {losses}; not timed")
+            RESULTS.setdefault("failures", []).append(title)
+            continue
+        repeats = args.repeats or 30
+        times = {name: time_gpu(fn, repeats) for name, fn in steps.items()}
+        line = f"  {title:34} " + "  ".join(f"{name} {t:.3f}" for name, t in times.items())
+        if "PyTorch eager" in times:
+            line += "  | ratio " + "  ".join(f"{name} {times['PyTorch eager'] / t:.2f}"
+                                            for name, t in times.items() if name != "PyTorch eager")
+        say(line)
+        record(f"train_{title}", ms=times, first_losses=losses)
+    if not torch_cuda:
+        say("  (PyTorch with CUDA is not available here: no PyTorch column)")
+
+
+def environment(cupy) -> None:
+    import numpy as np
+
+    from gradcore.backend import kernels
+
+    runtime = cupy.cuda.runtime
+    device = cupy.cuda.Device()
+    props = runtime.getDeviceProperties(device.id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc_version = ".".join(map(str, nvrtc.getVersion()))
+    except Exception as exc:  # noqa: BLE001
+        nvrtc_version = f"unknown ({exc})"
+    try:
+        import torch
+
+        torch_version = f"{torch.__version__} (CUDA {torch.version.cuda}, GPU visible: {torch.cuda.is_available()})"
+    except ImportError:
+        torch_version = "not installed"
+    info = {
+        "device": name, "compute_capability": f"{props['major']}.{props['minor']}",
+        "multiprocessors": props["multiProcessorCount"], "driver": runtime.driverGetVersion(),
+        "cuda_runtime": runtime.runtimeGetVersion(), "cupy": cupy.__version__, "nvrtc": nvrtc_version,
+        "numpy": np.__version__, "torch": torch_version, "build_options": list(kernels.BUILD_OPTIONS),
+        "CUPY_TF32": os.environ.get("CUPY_TF32"), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    RESULTS["environment"] = info
+    for key, value in info.items():
+        say(f"{key}: {value}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        import cupy
+
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # noqa: BLE001
+        print(f"benchmarks/gpu.py needs CuPy and a CUDA GPU: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    from gradcore.backend import kernels
+
+    environment(cupy)
+    figures = {"a": figure_gemm, "b": figure_fused_linear, "c": figure_bandwidth, "d": figure_training}
+    started = time.perf_counter()
+    for key in args.only.split(","):
+        try:
+            figures[key.strip()](args, kernels, cupy)
+        except Exception as exc:  # noqa: BLE001  (one broken figure must not lose the others' numbers)
+            say(f"FAIL figure {key}: {type(exc).__name__}: {exc}")
+            RESULTS.setdefault("failures", []).append(f"figure {key}")
+    say(f"\nbenchmarks/gpu.py done in {time.perf_counter() - started:.0f} s; "
+        f"failures: {RESULTS.get('failures', 'none')}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gpu_bench.log").write_text("\n".join(LOG) + "\n")
+        (out / "gpu_bench.json").write_text(json.dumps(RESULTS, indent=2, default=str))
+    return 1 if RESULTS.get("failures") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

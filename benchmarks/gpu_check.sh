@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# On a machine with a CUDA GPU: run the GPU tests, then benchmarks/gpu.py, in under 8 minutes, with logs in $OUT.
+#
+#   OUT=/some/folder bash benchmarks/gpu_check.sh      # logs in that folder (default: /tmp/gradcore_gpu_check)
+#
+# Needs python3 with CuPy, pytest and (for the PyTorch column) PyTorch with CUDA; installs nothing.
+# The exit status is non-zero when a test or a benchmark check failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-/tmp/gradcore_gpu_check}"
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+
+{
+    date
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv || true
+    python3 -c "import cupy; print('cupy', cupy.__version__, 'runtime', cupy.cuda.runtime.runtimeGetVersion())" || true
+} 2>&1 | tee "$OUT/environment.log"
+
+status=0
+# The kernel tests first (they also compile the modules, which fills CuPy's cache for the benchmark), then the
+# whole suite with CUDA as the default device where conftest.py offers --device.
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/kernels -rs 2>&1 | tee "$OUT/tests_kernels.log" \
+    || status=1
+if python3 -m pytest --help 2>/dev/null | grep -q -- "--device"; then
+    timeout 150 python3 -m pytest -q -p no:cacheprovider -x tests --device cuda 2>&1 | tail -n 60 \
+        | tee "$OUT/tests_cuda.log" || status=1
+fi
+timeout 170 python3 benchmarks/gpu.py --out "$OUT" 2>&1 | tee "$OUT/gpu_bench_stdout.log" || status=1
+echo "gpu_check: exit status $status; logs in $OUT"
+exit "$status"
