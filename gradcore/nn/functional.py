@@ -5,6 +5,7 @@ import warnings
 
 from .. import creation
 from ..ops import activation as _activation
+from ..ops import linalg as _linalg
 from ..ops import loss as _loss
 from ..ops.elementwise import tanh as _tanh
 from ..tensor import Tensor
@@ -36,6 +37,8 @@ def _legacy_to_string(size_average: bool | None, reduce: bool | None) -> str:
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Applies a linear transformation to the incoming data: y = x A^T + b."""
+    if weight.ndim == 2 and input.ndim >= 1:
+        return _linalg.linear(input, weight, bias)
     out = input.matmul(weight.t()) if weight.ndim == 2 else input.matmul(weight)
     return out if bias is None else out + bias
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..autograd.function import Function
 from ._util import Tensor, array_module, check_same_device, meta, reduce_grad
 
-__all__ = ["mm", "matmul", "bmm", "dot"]
+__all__ = ["mm", "matmul", "bmm", "dot", "linear"]
 
 _NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int", "int32": "int"}
 
@@ -165,3 +165,64 @@ def dot(input, other):
         raise _matmul_shape_error(input, other)
     _check_dtypes(input, other, ("self", "tensor"))
     return Matmul.apply(input, other)
+
+
+class Linear(Function):
+    """``input @ weight.T + bias`` as one op, as PyTorch's addmm: the weight and bias gradients come out as
+    new arrays of the parameters' own layout, which the leaves keep without copying."""
+
+    node_name = "AddmmBackward0"
+    builtin = True
+    operands = 3
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        out = array_module(x._data).matmul(x._data, weight._data.T)
+        if bias is not None:
+            out += bias._data
+        needs = ctx.needs_input_grad
+        if needs[0] or needs[1]:
+            ctx.save_for_backward(x if needs[1] else None, weight if needs[0] else None)
+        ctx.bias_meta = meta(bias)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grad_x = grad.matmul(weight) if needs[0] else None
+        rows = grad.reshape(-1, grad.shape[-1]) if grad.ndim != 2 else grad
+        grad_weight = rows.t().mm(x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x) if needs[1] else None
+        grad_bias = reduce_grad(rows.sum(0), *ctx.bias_meta) if needs[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+class LinearNoBias(Linear):
+    node_name = "MmBackward0"
+
+
+def linear(input, weight, bias=None):
+    """Returns ``input @ weight.T + bias`` (bias optional) for a 2-d weight; the input may have leading dims."""
+    _check_operands("linear", input, weight)
+    if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        if weight.ndim == 2 and input.ndim >= 1:
+            rows = input.numel() // max(input.shape[-1], 1) if input.shape[-1] else input.shape[0]
+            raise RuntimeError(
+                f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} and "
+                f"{weight.shape[1]}x{weight.shape[0]})"
+            )
+        raise RuntimeError(f"linear: expected a 2-d weight and an input of at least 1 dim, got weight "
+                           f"{list(weight.shape)} and input {list(input.shape)}")
+    _check_dtypes(input, weight, ("m1", "m2"))
+    if bias is not None:
+        if not isinstance(bias, Tensor):
+            raise TypeError(f"linear(): argument 'bias' must be Tensor, not {type(bias).__name__}")
+        check_same_device(input, bias)
+        if bias.shape not in ((weight.shape[0],), (), (1,)):
+            raise RuntimeError(
+                f"The size of tensor a ({weight.shape[0]}) must match the size of tensor b ({bias.shape[-1]}) "
+                "at non-singleton dimension 1"
+            )
+        _check_dtypes(input, bias, ("m1", "bias"))
+        return Linear.apply(input, weight, bias)
+    return LinearNoBias.apply(input, weight, None)
