@@ -66,8 +66,9 @@ def binary_operands(a, b):
                 return da, db, from_numpy_dtype(da.dtype)
             dtype = result_type(a, b)
             np_dtype = dtype.numpy
-            return (da if da.dtype == np_dtype else da.astype(np_dtype),
-                    db if db.dtype == np_dtype else db.astype(np_dtype), dtype)
+            # A bool operand (a mask) needs no converted copy: the array library's loops take it as it is.
+            return (da if da.dtype == np_dtype or da.dtype.kind == "b" else da.astype(np_dtype),
+                    db if db.dtype == np_dtype or db.dtype.kind == "b" else db.astype(np_dtype), dtype)
         da, scalar, dtype = _with_scalar(a, b)
         return da, scalar, dtype
     if isinstance(b, Tensor):
