@@ -7,8 +7,9 @@ import math
 from . import _dtypes
 from . import backend as _backend
 from ._dtypes import from_numpy_dtype, get_default_dtype, to_dtype
-from .backend import CPU, backend_of, get_backend, get_default_device, set_default_device, to_device
+from .backend import CPU, backend_of, device as _device, get_backend, get_default_device, set_default_device, to_device
 from .backend import cuda as _cuda_backend
+from .generator import Generator, default_generator
 from .tensor import Tensor, _data_to_array, _shape_from_args, make_tensor
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
@@ -62,7 +63,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_me
         inferred = from_numpy_dtype(array.dtype)
     else:
         host = CPU.xp.asarray(_data_to_array(data))
-        inferred = _infer_dtype(host, data)
+        # A requested dtype converts the data directly (0.1 must not pass through the default float32 first).
+        inferred = _infer_dtype(host, data) if dtype is None else to_dtype(dtype)
         array = backend.array(host, dtype=inferred.numpy) if backend is CPU else backend.asarray(host, dtype=inferred.numpy)
     target = to_dtype(dtype) if dtype is not None else inferred
     if array.dtype != target.numpy:
@@ -117,11 +119,24 @@ def from_dlpack(ext_tensor) -> Tensor:
     return make_tensor(array)
 
 
-def _creation(fill, args, dtype, device, requires_grad, default=None):
+def _creation(fill, args, dtype, device, requires_grad, default=None, generator=None):
     shape = _shape_from_args(args)
     d = to_dtype(dtype) if dtype is not None else (default or get_default_dtype())
-    backend = get_backend(device)
+    backend = _random_backend(device, generator) if generator is not None else get_backend(device)
     return _finish(fill(backend, shape, d.numpy), requires_grad)
+
+
+def _random_backend(device, generator):
+    """The backend whose stream draws the numbers: the generator's own when one is given."""
+    if generator is None:
+        return get_backend(device)
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a gradcore.Generator, not {type(generator).__name__}")
+    if device is not None and _device(device).type != generator.device.type:
+        raise RuntimeError(
+            f"Expected a '{_device(device).type}' device type for generator but found '{generator.device.type}'"
+        )
+    return generator._backend
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
@@ -179,13 +194,13 @@ def _random_dtype(dtype, name: str):
 def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
     """Returns numbers drawn uniformly from [0, 1)."""
     d = _random_dtype(dtype, "check_uniform_bounds")
-    return _creation(lambda b, s, nd: b.rand(s, nd), size, d, device, requires_grad)
+    return _creation(lambda b, s, nd: b.rand(s, nd), size, d, device, requires_grad, generator=generator)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
     """Returns numbers drawn from the standard normal distribution."""
     d = _random_dtype(dtype, "normal_kernel_cpu")
-    return _creation(lambda b, s, nd: b.randn(s, nd), size, d, device, requires_grad)
+    return _creation(lambda b, s, nd: b.randn(s, nd), size, d, device, requires_grad, generator=generator)
 
 
 def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -198,21 +213,22 @@ def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = 
     return randn(input.shape, dtype=d, device=dev, requires_grad=requires_grad)
 
 
-def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad: bool = False) -> Tensor:
     """Returns integers drawn uniformly from [low, high)."""
     if size is None:
         low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     d = to_dtype(dtype) if dtype is not None else _dtypes.int64
-    backend = get_backend(device)
+    backend = _random_backend(device, generator)
     return _finish(backend.randint(low, high, tuple(size), d.numpy), requires_grad)
 
 
-def randperm(n: int, *, dtype=None, device=None) -> Tensor:
+def randperm(n: int, *, generator=None, dtype=None, device=None) -> Tensor:
     """Returns a random permutation of 0 .. n-1."""
     d = to_dtype(dtype) if dtype is not None else _dtypes.int64
-    backend = get_backend(device)
+    backend = _random_backend(device, generator)
     return make_tensor(backend.asarray(backend.permutation(n), dtype=d.numpy))
 
 
@@ -257,7 +273,7 @@ def manual_seed(seed: int):
     if _cuda_backend.is_available():
         for index in range(_cuda_backend.device_count()):
             _cuda_backend.get_backend(index).manual_seed(seed)
-    return _Generator(seed)
+    return default_generator
 
 
 def seed() -> int:
@@ -270,20 +286,6 @@ def seed() -> int:
 def initial_seed() -> int:
     """Returns the seed of the CPU generator."""
     return CPU.initial_seed()
-
-
-class _Generator:
-    """What manual_seed returns: remembers the seed."""
-
-    def __init__(self, seed: int) -> None:
-        self._seed = seed
-
-    def initial_seed(self) -> int:
-        return self._seed
-
-    def manual_seed(self, seed: int) -> _Generator:
-        manual_seed(seed)
-        return self
 
 
 def _legacy_class(name: str, dtype) -> type:

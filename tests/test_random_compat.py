@@ -300,3 +300,28 @@ def test_fused_multiply_add_float64_rounds_once():
     got = fused_multiply_add_float64(a, b, c)
     exact = [float(F(x) * F(y) + F(z)) for x, y, z in zip(a, b, c)]  # float() rounds the exact value once
     assert np.array_equal(got, np.array(exact))
+
+
+def test_generator_objects_draw_their_own_stream_like_torch():
+    torch = pytest.importorskip("torch")
+    ours, theirs = gradcore.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    gradcore.manual_seed(1)  # the global generator must not matter
+    np.testing.assert_array_equal(gradcore.rand(5, generator=ours).numpy(), torch.rand(5, generator=theirs).numpy())
+    np.testing.assert_array_equal(gradcore.randn(20, generator=ours).numpy(),
+                                  torch.randn(20, generator=theirs).numpy())
+    np.testing.assert_array_equal(gradcore.randperm(9, generator=ours).numpy(),
+                                  torch.randperm(9, generator=theirs).numpy())
+    np.testing.assert_array_equal(gradcore.randint(0, 50, (6,), generator=ours).numpy(),
+                                  torch.randint(0, 50, (6,), generator=theirs).numpy())
+    assert gradcore.Generator().initial_seed() == torch.Generator().initial_seed()
+
+
+def test_manual_seed_returns_the_default_generator():
+    generator = gradcore.manual_seed(3)
+    assert generator is gradcore.default_generator
+    assert generator.initial_seed() == 3
+    first = gradcore.rand(4).tolist()
+    generator.manual_seed(3)
+    assert gradcore.rand(4).tolist() == first
+    with pytest.raises(TypeError, match="gradcore.Generator"):
+        gradcore.rand(2, generator=object())

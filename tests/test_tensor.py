@@ -540,3 +540,9 @@ def test_pickle_of_a_non_leaf_raises():
     t = torch.tensor([1.0], requires_grad=True) * 2
     with pytest.raises(RuntimeError, match="graph leaves"):
         pickle.dumps(t)
+
+
+def test_tensor_with_a_dtype_converts_python_floats_directly():
+    assert torch.tensor([0.1], dtype=torch.float64).item() == 0.1
+    assert torch.tensor([1e300], dtype=torch.float64).item() == 1e300
+    assert torch.tensor([1.7, -2.5], dtype=torch.int64).tolist() == [1, -2]

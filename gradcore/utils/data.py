@@ -16,7 +16,7 @@ from .. import creation
 from .._dtypes import float64
 from ..backend import CPU, CPU_ARRAY
 from ..backend import device as Device
-from ..creation import _Generator
+from ..generator import Generator, default_generator
 from ..ops.shape import stack
 from ..tensor import Tensor
 
@@ -46,8 +46,10 @@ def _random_stream(generator: Any):
     generator; any other object must draw ``random_uint64`` words and ``permutation``s itself, as
     ``gradcore.Generator`` does.
     """
-    if generator is None or isinstance(generator, _Generator):
+    if generator is None or generator is default_generator:
         return CPU.generator
+    if isinstance(generator, Generator):
+        return generator._backend.generator
     if hasattr(generator, "random_uint64") and hasattr(generator, "permutation"):
         return generator
     raise TypeError(f"generator must be None or a CPU random generator, got {type(generator).__name__}")
