@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Callable, Generic, TypeVar
 
 from .. import creation
-from .._dtypes import float64
+from .._dtypes import float64, int64
 from ..backend import CPU, CPU_ARRAY
 from ..backend import device as Device
 from ..generator import Generator, default_generator
@@ -85,6 +85,15 @@ class TensorDataset(Dataset):
 
     def __len__(self) -> int:
         return self.tensors[0].size(0)
+
+    def batch(self, indices: Sequence[int]) -> list:
+        """Returns the rows ``indices`` of every tensor: what default_collate makes of those samples."""
+        rows = _index_tensor(list(indices))
+        return [t[rows.to(t.device)] for t in self.tensors]
+
+
+def _index_tensor(indices: list):
+    return creation.tensor(indices, dtype=int64)
 
 
 class Subset(Dataset):
@@ -394,8 +403,14 @@ class DataLoader(Generic[T_co]):
 
     def _batches(self) -> Iterator[Any]:
         if self.batch_sampler is not None:
+            # A TensorDataset batch under the default collate is each tensor indexed by the batch's indices:
+            # the same tensors as stacking the samples, in one indexing op per tensor instead of one per sample.
+            whole_batches = isinstance(self.dataset, TensorDataset) and self.collate_fn is default_collate
             for indices in self.batch_sampler:
-                yield self._deliver(self.collate_fn([self.dataset[i] for i in indices]))
+                if whole_batches:
+                    yield self._deliver(self.dataset.batch(indices))
+                else:
+                    yield self._deliver(self.collate_fn([self.dataset[i] for i in indices]))
         else:
             for index in self.sampler:
                 yield self._deliver(self.collate_fn(self.dataset[index]))
