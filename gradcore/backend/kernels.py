@@ -9,13 +9,19 @@ their instantiations (``NAME_EXPRESSIONS``), the GEMM tile table (``GEMM_TILES``
 The wrappers (``gemm``, ``linear_forward``, ``linear_backward``, ``clamp_forward``, ...) take CuPy arrays and
 return CuPy arrays. They compute every launch's grid, block and argument list in Python and hand them to a
 *launcher*: ``CupyLauncher`` on a GPU; the tests pass a launcher that runs the same sources on the CPU through
-``kernels/emulation`` (``tests/kernels/emulation.py``), so that the code computing grids, strides and arguments
-is tested together with the kernels. Importing this module needs neither CuPy nor a GPU.
+``kernels/emulation`` (``tests/kernels/kernel_emulation.py``), so that the code computing grids, strides and
+arguments is tested together with the kernels. Importing this module needs neither CuPy nor a GPU.
+
+The ops (``gradcore/ops``) take their kernel paths where ``runs_on(array)`` gives a launcher: for float32 and
+float64 CuPy arrays on the current device, and for arrays of a type that the tests installed a launcher for with
+``use_launcher_for``; never for numpy arrays.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,9 +44,11 @@ __all__ = [
     "linear_forward",
     "name_expression",
     "relu_backward",
+    "runs_on",
     "sigmoid_backward",
     "sigmoid_forward",
     "source",
+    "use_launcher_for",
 ]
 
 #: Where the CUDA sources live (the repository's ``kernels/`` folder).
@@ -179,6 +187,64 @@ def default_launcher() -> CupyLauncher:
     if _default_launcher is None:
         _default_launcher = CupyLauncher()
     return _default_launcher
+
+
+# -- which arrays the kernels run on --------------------------------------------------------------------
+# The ops ask ``runs_on`` whether to take a kernel path; this is the only place that decides it.
+
+_installed_launchers: dict = {}  # array type -> launcher, installed by ``use_launcher_for``
+
+
+@contextlib.contextmanager
+def use_launcher_for(array_type: type, launcher):
+    """Makes ``runs_on`` answer ``launcher`` for arrays of exactly ``array_type`` while the block runs.
+
+    For the tests: the CuPy test double's arrays are numpy memory, so an emulated launcher can run the real
+    kernel sources on them and the ops' kernel paths can be checked without a GPU. numpy's own array type is
+    refused, so that CPU tensors always keep their numpy code.
+    """
+    if array_type is np.ndarray:
+        raise ValueError("use_launcher_for: CPU arrays (numpy.ndarray) never run on the CUDA kernels")
+    previous = _installed_launchers.get(array_type)
+    _installed_launchers[array_type] = launcher
+    try:
+        yield launcher
+    finally:
+        if previous is None:
+            del _installed_launchers[array_type]
+        else:
+            _installed_launchers[array_type] = previous
+
+
+def runs_on(*arrays):
+    """Returns the launcher that can run our kernels on all of ``arrays``, or None when they must not.
+
+    They qualify when they are all float32 or all float64 and either of a type installed by
+    ``use_launcher_for`` (one launcher for all) or real CuPy arrays on the current device: the kernel modules
+    are built and launched for the current device, and an array elsewhere keeps CuPy's own operations. numpy
+    arrays never qualify. CuPy is looked up among the imported modules rather than imported: a CuPy array
+    cannot exist before CuPy was imported, and asking must stay cheap on the CPU.
+    """
+    first = arrays[0]
+    kind = type(first)
+    if kind is np.ndarray:
+        return None  # the CPU: the common case, answered first
+    dtype = first.dtype
+    if dtype != np.float32 and dtype != np.float64:
+        return None
+    for array in arrays[1:]:
+        if type(array) is not kind or array.dtype != dtype:
+            return None
+    launcher = _installed_launchers.get(kind)
+    if launcher is not None:
+        return launcher
+    cupy = sys.modules.get("cupy")
+    if cupy is None or kind is not getattr(cupy, "ndarray", None):
+        return None
+    device = cupy.cuda.runtime.getDevice()
+    if any(array.device.id != device for array in arrays):
+        return None
+    return default_launcher()
 
 
 # -- argument checks -------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import math
 
 from .. import _dtypes
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
+from ..backend import kernels
 from ._util import Tensor, array_module, make_tensor, normalize_dim, result_type
 
 __all__ = ["sigmoid", "relu", "clamp", "softmax", "log_softmax", "leaky_relu", "gelu", "erf"]
@@ -15,6 +17,19 @@ def _float_data(x: Tensor):
     return d if x.dtype.is_floating_point else d.astype(_dtypes.get_default_dtype().numpy)
 
 
+# Sigmoid, relu and clamp run our CUDA kernels (kernels/elementwise.cu) where ``kernels.runs_on`` says their
+# arrays qualify (float32/float64 on a CUDA device); everywhere else they keep the array-module code. A kernel
+# computes a backward only while no graph is being recorded (grad mode is off inside backward unless
+# create_graph=True): its result has no history, so a gradient that will itself be differentiated is computed
+# with tensor ops instead.
+
+def _backward_launcher(grad: Tensor, saved: Tensor):
+    """Returns the launcher for an elementwise backward kernel over ``grad`` and ``saved``, or None."""
+    if is_grad_enabled() or grad.shape != saved.shape:
+        return None
+    return kernels.runs_on(grad._data, saved._data)
+
+
 class Sigmoid(Function):
     node_name = "SigmoidBackward0"
     builtin = True
@@ -22,16 +37,23 @@ class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
         data = _float_data(x)
-        xp = array_module(data)
-        # exp(-|x|) never overflows; both branches are exact where they are used.
-        e = xp.exp(-xp.abs(data))
-        out = xp.where(data >= 0, 1 / (1 + e), e / (1 + e)).astype(data.dtype, copy=False)
+        launcher = kernels.runs_on(data)
+        if launcher is not None:
+            out = kernels.sigmoid_forward(data, launcher=launcher)
+        else:
+            xp = array_module(data)
+            # exp(-|x|) never overflows; both branches are exact where they are used.
+            e = xp.exp(-xp.abs(data))
+            out = xp.where(data >= 0, 1 / (1 + e), e / (1 + e)).astype(data.dtype, copy=False)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
+        launcher = _backward_launcher(grad, out)
+        if launcher is not None:
+            return make_tensor(kernels.sigmoid_backward(grad._data, out._data, launcher=launcher))
         return grad * out * (1 - out)
 
 
@@ -42,13 +64,20 @@ class Relu(Function):
     @staticmethod
     def forward(ctx, x):
         data = x._data
-        out = array_module(data).maximum(data, 0).astype(data.dtype, copy=False)
+        launcher = kernels.runs_on(data)
+        if launcher is not None:
+            out = kernels.clamp_forward(data, 0, None, launcher=launcher)
+        else:
+            out = array_module(data).maximum(data, 0).astype(data.dtype, copy=False)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
+        launcher = _backward_launcher(grad, out)
+        if launcher is not None:
+            return make_tensor(kernels.relu_backward(grad._data, out._data, launcher=launcher))
         return grad * make_tensor(out._data > 0)
 
 
@@ -60,6 +89,16 @@ class Clamp(Function):
     def forward(ctx, x, low, high):
         dtype = result_type(*(v for v in (x, low, high) if v is not None))
         data = x._data if x._data.dtype == dtype.numpy else x._data.astype(dtype.numpy)
+        # The kernel writes an output of its input's type: only where the result keeps x's dtype.
+        launcher = kernels.runs_on(data) if data is x._data else None
+        if launcher is not None:
+            out = kernels.clamp_forward(data, low, high, launcher=launcher)
+            if ctx.needs_input_grad[0]:
+                # x itself, not a mask: clamp_backward tests the bounds on x in the pass that applies them. An
+                # in-place clamp_ hands forward a snapshot of x, so the result never overwrites what is saved.
+                ctx.bounds = (low, high)
+                ctx.save_for_backward(x)
+            return out
         xp = array_module(data)
         out = data
         if low is not None:
@@ -69,18 +108,31 @@ class Clamp(Function):
         if out is data:
             out = data.copy()
         if ctx.needs_input_grad[0]:
-            inside = True
-            if low is not None:
-                inside = data >= low
-            if high is not None:
-                inside = (data <= high) & inside
-            ctx.save_for_backward(inside)
+            ctx.save_for_backward(_inside(data, low, high))
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        (inside,) = ctx.saved_tensors
-        return grad * make_tensor(inside), None, None
+        (saved,) = ctx.saved_tensors
+        if not isinstance(saved, Tensor):  # the array path saved the mask
+            return grad * make_tensor(saved), None, None
+        low, high = ctx.bounds
+        launcher = _backward_launcher(grad, saved)
+        if launcher is not None:
+            grad_x = make_tensor(kernels.clamp_backward(grad._data, saved._data, low, high, launcher=launcher))
+        else:
+            grad_x = grad * make_tensor(_inside(saved._data, low, high))
+        return grad_x, None, None
+
+
+def _inside(data, low, high):
+    """Returns where the clamp gradient passes: low <= data <= high, a bound that is None passing everything."""
+    inside = True
+    if low is not None:
+        inside = data >= low
+    if high is not None:
+        inside = (data <= high) & inside
+    return inside
 
 
 def sigmoid(input):

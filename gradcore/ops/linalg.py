@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ._util import Tensor, array_module, check_same_device, meta, reduce_grad
+from ..autograd.grad_mode import is_grad_enabled
+from ..backend import kernels
+from ._util import Tensor, array_module, check_same_device, make_tensor, meta, reduce_grad
 
 __all__ = ["mm", "matmul", "bmm", "dot", "linear"]
 
@@ -24,6 +26,24 @@ def _check_operands(name: str, a, b) -> None:
     check_same_device(a, b)
 
 
+# -- our GEMM kernel or cuBLAS ---------------------------------------------------------------------------
+# On a CUDA device a product runs our kernel (kernels/gemm.cu) only where that kernel beats cuBLAS (the ``@`` of
+# CuPy): for fewer than GEMM_CROSSOVER_MACS multiply-adds (rows x inner x columns). The crossover must come
+# from benchmarks/gpu.py figure (a), our GEMM against cuBLAS over MLP shapes, run on a GPU; it is not measured
+# yet. Until it is, the crossover is 0: no product is below it, so every product on a GPU stays with cuBLAS.
+GEMM_CROSSOVER_MACS = 0
+
+
+def _gemm_launcher(multiply_adds: int, *arrays):
+    """Returns the launcher that runs our GEMM on ``arrays`` (None entries skipped), or None for cuBLAS/numpy.
+
+    Empty products (no multiply-adds) have nothing for a kernel to do and keep the array module's code.
+    """
+    if not 0 < multiply_adds < GEMM_CROSSOVER_MACS:
+        return None
+    return kernels.runs_on(*(a for a in arrays if a is not None))
+
+
 class Mm(Function):
     node_name = "MmBackward0"
     builtin = True
@@ -34,10 +54,16 @@ class Mm(Function):
         needs = ctx.needs_input_grad
         if needs[0] or needs[1]:
             ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
+        (m, k), n = a.shape, b.shape[1]
+        launcher = _gemm_launcher(m * k * n, a._data, b._data)
+        if launcher is not None:
+            return kernels.gemm(a._data, b._data, launcher=launcher)
         return a._data @ b._data
 
     @staticmethod
     def backward(ctx, grad):
+        # Both gradients are products through Mm again, so they take the same kernel-or-cuBLAS choice (the
+        # kernel reads the transposed operands where they lie) and stay differentiable for create_graph.
         a, b = ctx.saved_tensors
         ga = grad.mm(b.t()) if ctx.needs_input_grad[0] else None
         gb = a.t().mm(grad) if ctx.needs_input_grad[1] else None
@@ -177,19 +203,37 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        out = array_module(x._data).matmul(x._data, weight._data.T)
-        if bias is not None:
-            out += bias._data
         needs = ctx.needs_input_grad
         if needs[0] or needs[1]:
             ctx.save_for_backward(x if needs[1] else None, weight if needs[0] else None)
         ctx.bias_meta = meta(bias)
+        x_data, w_data = x._data, weight._data
+        b_data = None if bias is None else bias._data
+        # The kernels take a 2-d input and a bias of the output's width; other shapes keep the matmul code.
+        fits = x_data.ndim == 2 and (b_data is None or b_data.shape == (w_data.shape[0],))
+        launcher = _gemm_launcher(x_data.size * w_data.shape[0], x_data, w_data, b_data) if fits else None
+        ctx.on_kernels = launcher is not None
+        if launcher is not None:
+            out, _ = kernels.linear_forward(x_data, w_data, b_data, launcher=launcher)
+            return out
+        out = array_module(x_data).matmul(x_data, w_data.T)
+        if bias is not None:
+            out += b_data
         return out
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
+        # The kernels' gradients have no history, so they serve only where no graph is being recorded.
+        launcher = None
+        if ctx.on_kernels and not is_grad_enabled():
+            launcher = kernels.runs_on(grad._data, *(t._data for t in (x, weight) if t is not None))
+        if launcher is not None:
+            grads = kernels.linear_backward(grad._data, None if x is None else x._data,
+                                            None if weight is None else weight._data,
+                                            needs_input_grad=needs, launcher=launcher)
+            return tuple(None if g is None else make_tensor(g) for g in grads)
         grad_x = grad.matmul(weight) if needs[0] else None
         rows = grad.reshape(-1, grad.shape[-1]) if grad.ndim != 2 else grad
         grad_weight = rows.t().mm(x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x) if needs[1] else None

@@ -1,4 +1,5 @@
-"""Fixtures of the kernel tests: the CPU emulation of the CUDA sources and NVRTC, each built or loaded once.
+"""Fixtures of the kernel tests: the CPU emulation of the CUDA sources and NVRTC, each built or loaded once, and
+``kernels_on_fake_cuda``, which makes the ops' kernel paths run on the CuPy test double through the emulation.
 
 Where the C++ compiler or NVRTC is missing, the tests that need it are skipped with the reason; with
 GRADCORE_REQUIRE_KERNEL_TOOLS=1 (set by CI, which has both) they fail instead, so that a CI machine that lost
@@ -6,6 +7,7 @@ a tool cannot pass by skipping.
 """
 from __future__ import annotations
 
+import collections
 import os
 import sys
 
@@ -13,6 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import fake_cupy  # (on the path through tests/conftest.py)
 import kernel_emulation  # (needs the path above)
 import kernel_nvrtc
 
@@ -44,3 +47,40 @@ def nvrtc():
     if module is None:
         _missing(f"NVRTC is unavailable: {reason}")
     return module
+
+
+class CountingFakeCudaLauncher:
+    """Runs the emulated kernels on the CuPy test double's arrays and counts the launches by kernel name.
+
+    The emulated launcher allocates numpy outputs; here they are viewed as the double's device arrays (the same
+    memory, guard bands included), so that what a kernel path returns is a "cuda" array like every other op's.
+    """
+
+    xp = fake_cupy
+
+    def __init__(self, emulated) -> None:
+        self._emulated = emulated
+        self.counts: collections.Counter = collections.Counter()
+
+    def multiprocessor_count(self) -> int:
+        return self._emulated.multiprocessor_count()
+
+    def empty(self, shape: tuple, dtype: str):
+        return self._emulated.empty(shape, dtype).view(fake_cupy.ndarray)
+
+    def launch(self, kernel: str, grid: tuple, block: tuple, args, dtype) -> None:
+        # "gradcore::gemm<float, 32, 32, 16, 4, 4>" counts as "gemm", "gradcore::relu_backward<double>" as
+        # "relu_backward".
+        self.counts[kernel.split("::")[1].split("<")[0]] += 1
+        self._emulated.launch(kernel, grid, block, args, dtype)
+
+
+@pytest.fixture
+def kernels_on_fake_cuda(fake_cuda, emulation_build):
+    """The CuPy test double with the emulated kernels installed for its arrays: ops on "cuda" tensors take their
+    kernel paths, as on a GPU. Yields the counting launcher (``.counts`` by kernel name)."""
+    from gradcore.backend import kernels
+
+    spy = CountingFakeCudaLauncher(kernel_emulation.EmulatedLauncher(emulation_build[0], multiprocessors=2))
+    with kernels.use_launcher_for(fake_cupy.ndarray, spy):
+        yield spy
