@@ -54,7 +54,7 @@ class Mm(Function):
         needs = ctx.needs_input_grad
         if needs[0] or needs[1]:
             ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
-        (m, k), n = a.shape, b.shape[1]
+        (m, k), n = a._data.shape, b._data.shape[1]
         launcher = _gemm_launcher(m * k * n, a._data, b._data)
         if launcher is not None:
             return kernels.gemm(a._data, b._data, launcher=launcher)
@@ -65,8 +65,8 @@ class Mm(Function):
         # Both gradients are products through Mm again, so they take the same kernel-or-cuBLAS choice (the
         # kernel reads the transposed operands where they lie) and stay differentiable for create_graph.
         a, b = ctx.saved_tensors
-        ga = grad.mm(b.t()) if ctx.needs_input_grad[0] else None
-        gb = a.t().mm(grad) if ctx.needs_input_grad[1] else None
+        ga = Mm.apply(grad, b.t()) if ctx.needs_input_grad[0] else None
+        gb = Mm.apply(a.t(), grad) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
