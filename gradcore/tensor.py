@@ -598,15 +598,28 @@ class Tensor:
         value = compute(old)
         value = self._write(value)
         self._version_counter.value += 1
+        self._take_history(value._grad_fn, value._output_nr, value)
+        return self
+
+    def _take_history(self, grad_fn, output_nr: int, value: "Tensor") -> None:
+        """Makes ``grad_fn`` (which produced ``value``, this tensor's new content) this tensor's history.
+
+        For a view, the base takes the history of writing the value into it, and the view's own history is
+        rebuilt from the base's when next used. A retain_grad() moves to the new history, as in PyTorch.
+        """
+        retained = self.retains_grad
+        if retained:
+            del self._grad_fn._retained[self._output_nr]  # the old value's gradient is not this tensor's
         if self._base is not None:
             base = self._base
             new_base = _write_back(base._alias(), self._view_chain, value)
             base._grad_fn, base._output_nr, base._requires_grad = new_base._grad_fn, new_base._output_nr, True
             self._requires_grad = True
-            self._view_base_fn = None  # rebuilt from the base's new history when next used
+            self._view_base_fn = None
         else:
-            self._grad_fn, self._output_nr, self._requires_grad = value._grad_fn, value._output_nr, True
-        return self
+            self._grad_fn, self._output_nr, self._requires_grad = grad_fn, output_nr, True
+        if retained:
+            self.retain_grad()
 
     def _write(self, value: "Tensor") -> "Tensor":
         """Checks that an in-place result fits this tensor and copies it into this tensor's memory."""
@@ -764,13 +777,15 @@ class Tensor:
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> "Tensor":
         """Fills with numbers drawn uniformly from [a, b)."""
-        values = backend_of(self._data).uniform(self._data.shape, a, b, self._data.dtype)
+        backend = generator._backend if generator is not None else backend_of(self._data)
+        values = backend.uniform(self._data.shape, a, b, self._data.dtype)
         with no_grad():
             return self.copy_(make_tensor(values))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> "Tensor":
         """Fills with numbers drawn from a normal distribution."""
-        values = backend_of(self._data).normal(self._data.shape, mean, std, self._data.dtype)
+        backend = generator._backend if generator is not None else backend_of(self._data)
+        values = backend.normal(self._data.shape, mean, std, self._data.dtype)
         with no_grad():
             return self.copy_(make_tensor(values))
 

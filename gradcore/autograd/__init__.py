@@ -1,8 +1,6 @@
 """Automatic differentiation: ``backward``, ``grad``, ``Function``, grad modes and checking tools."""
 from __future__ import annotations
 
-from typing import Sequence
-
 from .anomaly_mode import detect_anomaly, set_detect_anomaly, is_anomaly_enabled
 from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
@@ -119,11 +117,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     root_grads = _root_grads(outputs_t, grads, create_graph)
     captured = run_backward(outputs_t, root_grads, retain_graph, create_graph, inputs=inputs_t, accumulate=False)
     result = []
-    for t, g in zip(inputs_t, captured):
+    for i, (t, g) in enumerate(zip(inputs_t, captured)):
         if g is None:
             if not allow_unused:
                 raise RuntimeError(
-                    "One of the differentiated Tensors appears to not have been used in the graph. "
+                    f"The differentiated Tensor at index {i} appears to not have been used in the graph. "
                     "Set allow_unused=True if this is the desired behavior."
                 )
             if materialize_grads:
@@ -135,6 +133,3 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         result.append(g)
     return tuple(result)
 
-
-def _sequence(x) -> Sequence:
-    return x

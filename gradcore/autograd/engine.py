@@ -62,12 +62,8 @@ def _materialize(node, grads: list) -> list:
     for i, g in enumerate(grads):
         if g is None and meta is not None and meta[i] is not None:
             shape, dtype, like = meta[i]
-            grads[i] = _function.make_tensor(_zeros_like_array(like, shape, dtype))
+            grads[i] = _function.make_tensor(like.zeros(shape, dtype.numpy))
     return grads
-
-
-def _zeros_like_array(backend, shape, dtype):
-    return backend.zeros(shape, dtype.numpy)
 
 
 def _validate(node, grads: tuple) -> tuple:
@@ -129,11 +125,6 @@ def _check_anomaly(node, grads: tuple) -> None:
 
 def _run_hooks(node, grads: list, create_graph: bool) -> list:
     """Runs a node's pre-hooks, the hooks of its output tensors and retain_grad, before the node itself."""
-    if node._pre_hooks:
-        for hook in node._pre_hooks:
-            result = hook(tuple(grads))
-            if result is not None:
-                grads = list(result)
     if node._tensor_hooks:
         for nr, hooks in node._tensor_hooks.items():
             for hook in hooks:
@@ -147,6 +138,12 @@ def _run_hooks(node, grads: list, create_graph: bool) -> list:
             if t is not None and grads[nr] is not None:
                 g = grads[nr] if create_graph else grads[nr].detach()
                 t.grad = g.clone() if t.grad is None else t.grad + g
+    # As in PyTorch: tensor hooks, then retain_grad, then the node's own pre-hooks.
+    if node._pre_hooks:
+        for hook in node._pre_hooks:
+            result = hook(tuple(grads))
+            if result is not None:
+                grads = list(result)
     if isinstance(node, AccumulateGrad) and node.variable._backward_hooks:
         g = grads[0]
         for hook in node.variable._backward_hooks:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import traceback
-import weakref
 from typing import Any, Callable
 
 from .grad_mode import state
@@ -204,6 +203,12 @@ class BackwardNode(Node):
     # -- the ctx API -----------------------------------------------------------------------------
     def save_for_backward(self, *tensors) -> None:
         """Keeps tensors (or None) for backward; read them back with ``saved_tensors``."""
+        if not self._forward_cls.builtin:  # built-in ops also keep arrays this way
+            for i, t in enumerate(tensors):
+                if t is not None and not isinstance(t, Tensor):
+                    raise TypeError(
+                        f"save_for_backward can only save variables, but argument {i} is of type {type(t).__name__}"
+                    )
         self._to_save = tensors
 
     @property
@@ -408,6 +413,13 @@ def _wrap_outputs(cls, ctx: BackwardNode, args: tuple, out, record: bool):
                 if record and t._requires_grad and t._grad_fn is None and t._base is None:
                     raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
                 t._version_counter.value += 1
+                if record and t._data.dtype.kind == "f":
+                    # Modified in place: the tensor (and a view's base) takes this node as its history.
+                    value = t._alias()
+                    value._grad_fn, value._output_nr, value._requires_grad = ctx, i, True
+                    t._take_history(ctx, i, value)
+                    results.append(t)
+                    continue
             elif any(o is a for a in args):
                 t = o._alias()  # returning an input unchanged gives a new tensor over the same memory
             else:
@@ -475,6 +487,3 @@ def once_differentiable(backward: Callable) -> Callable:
 
     return wrapper
 
-
-def _weak(t) -> weakref.ref:
-    return weakref.ref(t)

@@ -1,16 +1,12 @@
 """Helpers the op families share: operand conversion, broadcasting checks, dims and gradient reduction."""
 from __future__ import annotations
 
-from .._dtypes import from_numpy_dtype, get_default_dtype, result_type
+from .._dtypes import from_numpy_dtype, result_type
 from ..backend import CPU_ARRAY as _ndarray, array_module, backend_of, to_device
 from ..tensor import Tensor, make_tensor
 
 __all__ = ["Tensor", "make_tensor", "array_module", "binary_operands", "broadcast_shapes", "normalize_dim",
            "normalize_dims", "reduce_grad", "check_same_device", "result_type", "as_tensor_like", "meta"]
-
-
-def _device_name(data) -> str:
-    return str(make_tensor(data).device)
 
 
 def check_same_device(*tensors) -> None:
@@ -167,6 +163,3 @@ def meta(x):
         return (data.shape, data.dtype)
     return None
 
-
-def default_float():
-    return get_default_dtype()

@@ -91,3 +91,48 @@ def test_inplace_on_view_of_leaf_raises():
     x = gradcore.ones(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
         x[1:].mul_(2)
+
+
+def _custom_inplace_on_a_view(lib):
+    class Double(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x.mul_(2)
+            ctx.mark_dirty(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    a = lib.ones(4, requires_grad=True)
+    b = a * 1
+    Double.apply(b[:2])
+    (b * b).sum().backward()
+    return a.grad.tolist()
+
+
+def test_custom_function_marking_a_view_dirty_rewrites_the_base_history():
+    assert _custom_inplace_on_a_view(gradcore) == _custom_inplace_on_a_view(torch) == [8.0, 8.0, 2.0, 2.0]
+
+
+def test_retain_grad_follows_an_inplace_op():
+    for lib in (gradcore, torch):
+        x = lib.ones(2, requires_grad=True)
+        y = x * 2
+        y.retain_grad()
+        y.mul_(3)
+        y.sum().backward()
+        assert y.retains_grad
+        assert y.grad.tolist() == [1.0, 1.0]
+
+
+def test_tensor_hooks_run_before_node_pre_hooks():
+    for lib in (gradcore, torch):
+        order = []
+        x = lib.ones(2, requires_grad=True)
+        y = x * 2
+        y.register_hook(lambda g: order.append("tensor hook"))
+        y.grad_fn.register_prehook(lambda grads: order.append("node pre-hook"))
+        y.sum().backward()
+        assert order == ["tensor hook", "node pre-hook"]
