@@ -82,13 +82,28 @@ def _expand_error(region: tuple, value_shape: tuple) -> RuntimeError:
     )
 
 
+def _keep_key(ctx, key: tuple) -> None:
+    """Keeps an index for backward: index arrays as saved values (freed after backward, as PyTorch frees saved
+    indices), ints and slices as plain settings (a second backward through them works, as in PyTorch)."""
+    if any(hasattr(k, "dtype") for k in key):
+        ctx.save_for_backward(key)
+        ctx.key = None
+    else:
+        ctx.key = key
+
+
+def _kept_key(ctx) -> tuple:
+    return ctx.key if ctx.key is not None else ctx.saved_tensors[0]
+
+
 class Index(Function):
     node_name = "IndexBackward0"
     builtin = True
 
     @staticmethod
     def forward(ctx, x, key):
-        ctx.input_shape, ctx.key = x.shape, key
+        ctx.input_shape = x.shape
+        _keep_key(ctx, key)
         try:
             return x._data[key]
         except IndexError as exc:
@@ -96,7 +111,8 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return IndexBackward.apply(grad, ctx.key, ctx.input_shape), None
+        key = _kept_key(ctx)
+        return IndexBackward.apply(grad, key, ctx.input_shape), None
 
 
 class BasicIndex(Index):
@@ -120,7 +136,7 @@ class IndexBackward(Function):
 
     @staticmethod
     def forward(ctx, grad, key, shape):
-        ctx.key = key
+        _keep_key(ctx, key)
         data = grad._data
         out = array_module(data).zeros(shape, dtype=data.dtype)
         if any(hasattr(k, "dtype") for k in key):
@@ -131,7 +147,8 @@ class IndexBackward(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return Index.apply(grad, ctx.key), None, None
+        key = _kept_key(ctx)
+        return Index.apply(grad, key), None, None
 
 
 def index(input, key):
@@ -162,16 +179,17 @@ class IndexPut(Function):
             raise _expand_error(base._data[key].shape, tuple(getattr(value, "shape", ()))) from None
         except IndexError as exc:
             raise _index_error(exc, base._data) from None
-        ctx.key = key
+        _keep_key(ctx, key)
         ctx.value_meta = meta(value)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        g_base = IndexPut.apply(grad, 0.0, ctx.key) if ctx.needs_input_grad[0] else None
+        key = _kept_key(ctx)
+        g_base = IndexPut.apply(grad, 0.0, key) if ctx.needs_input_grad[0] else None
         g_value = None
         if ctx.needs_input_grad[1]:
-            g_value = reduce_grad(Index.apply(grad, ctx.key), *ctx.value_meta)
+            g_value = reduce_grad(Index.apply(grad, key), *ctx.value_meta)
         return g_base, g_value, None
 
 
@@ -225,12 +243,14 @@ class PutAlongDim(Function):
         work_shape = shape or (1,)
         out = xp.zeros(work_shape, dtype=data.dtype)
         put_along_axis(out, indices, data.reshape(indices.shape), dim)
-        ctx.dim, ctx.indices, ctx.grad_shape = dim, indices, grad.shape
+        ctx.dim, ctx.grad_shape = dim, grad.shape
+        ctx.save_for_backward(indices)
         return out.reshape(shape)
 
     @staticmethod
     def backward(ctx, grad):
-        return GatherAlongDim.apply(grad, ctx.dim, ctx.indices, ctx.grad_shape), None, None, None
+        (indices,) = ctx.saved_tensors
+        return GatherAlongDim.apply(grad, ctx.dim, indices, ctx.grad_shape), None, None, None
 
 
 class GatherAlongDim(Function):
@@ -240,12 +260,14 @@ class GatherAlongDim(Function):
     @staticmethod
     def forward(ctx, x, dim, indices, out_shape):
         data = x._data
-        ctx.dim, ctx.indices, ctx.shape = dim, indices, x.shape
+        ctx.dim, ctx.shape = dim, x.shape
+        ctx.save_for_backward(indices)
         return array_module(data).take_along_axis(data.reshape(data.shape or (1,)), indices, axis=dim).reshape(out_shape)
 
     @staticmethod
     def backward(ctx, grad):
-        return PutAlongDim.apply(grad, ctx.dim, ctx.indices, ctx.shape), None, None, None
+        (indices,) = ctx.saved_tensors
+        return PutAlongDim.apply(grad, ctx.dim, indices, ctx.shape), None, None, None
 
 
 def gather_backward(grad, dim: int, indices, shape: tuple):
@@ -289,12 +311,14 @@ class Gather(Function):
 
     @staticmethod
     def forward(ctx, x, dim, index_data):
-        ctx.key, ctx.shape = _along_dim_key(index_data, dim), x.shape
-        return x._data[ctx.key]
+        key, ctx.shape = _along_dim_key(index_data, dim), x.shape
+        _keep_key(ctx, key)
+        return x._data[key]
 
     @staticmethod
     def backward(ctx, grad):
-        return ScatterAddInto.apply(grad, ctx.key, ctx.shape), None, None
+        key = _kept_key(ctx)
+        return ScatterAddInto.apply(grad, key, ctx.shape), None, None
 
 
 class ScatterAddInto(Function):
@@ -308,12 +332,12 @@ class ScatterAddInto(Function):
         data = grad._data
         out = array_module(data).zeros(shape, dtype=data.dtype)
         backend_of(out).scatter_add(out, key, data)
-        ctx.key = key
+        _keep_key(ctx, key)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return Index.apply(grad, ctx.key), None, None
+        return Index.apply(grad, _kept_key(ctx)), None, None
 
 
 def gather(input, dim: int, index, *, sparse_grad: bool = False):

@@ -188,16 +188,16 @@ class MaxDim(Function):
         indices = xp.expand_dims(indices, dim)
         values = xp.take_along_axis(data, indices, axis=dim)
         ctx.input_shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
-        ctx.indices = indices  # a private array: no version to check
+        ctx.save_for_backward(indices)
         if not keepdim or x.ndim == 0:
             values = values.reshape(_reduced_shape(x.shape, (dim,), False) if x.ndim else ())
             indices = indices.reshape(values.shape)
         ctx.mark_non_differentiable(indices)
-        return values, indices.astype(_dtypes.int64.numpy, copy=False)
+        return values, indices.astype(_dtypes.int64.numpy)  # a new array: the saved one stays an array
 
     @staticmethod
     def backward(ctx, grad, grad_indices):
-        indices = ctx.indices
+        (indices,) = ctx.saved_tensors
         from .indexing import gather_backward
 
         g = grad if ctx.keepdim or not ctx.input_shape else grad.unsqueeze(ctx.dim)

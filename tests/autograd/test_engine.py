@@ -515,3 +515,18 @@ def test_autograd_grad_non_scalar_output_needs_grad_outputs():
     x = leaf([1.0, 2.0])
     with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
         torch.autograd.grad(x * 2, x)
+
+
+def test_saved_indices_are_freed_after_backward_like_pytorch():
+    # Index arrays are saved values (a second backward raises); ints and slices are not.
+    for make in (lambda x: x.max(1)[0].sum(), lambda x: x[[0, 1]].sum()):
+        x = torch.ones(2, 3, requires_grad=True)
+        y = make(x)
+        y.backward()
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            y.backward()
+    x = torch.ones(2, 3, requires_grad=True)
+    y = x[0].sum()
+    y.backward()
+    y.backward()
+    assert x.grad.tolist() == [[2.0, 2.0, 2.0], [0.0, 0.0, 0.0]]
