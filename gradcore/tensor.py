@@ -1115,9 +1115,7 @@ class Tensor:
 
     def norm(self, p=2, dim=None, keepdim: bool = False):
         """Returns the p-norm (2 by default) over ``dim``."""
-        if p == 2:
-            return _ew.sqrt(_red.sum(self * self, dim, keepdim))
-        return _ew.pow(_red.sum(_ew.pow(_ew.abs(self), p), dim, keepdim), 1.0 / p)
+        return _red.norm(self, p, dim, keepdim)
 
     def view(self, *shape):
         return _shape.view(self, *shape)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from .._dtypes import from_numpy_dtype, result_type
-from ..backend import CPU_ARRAY as _ndarray, array_module, backend_of, to_device
+from ..backend import CPU, CPU_ARRAY as _ndarray, array_module, backend_of, to_device
+
+_iinfo = CPU.xp.iinfo
 from ..tensor import Tensor, make_tensor
 
 __all__ = ["Tensor", "make_tensor", "array_module", "binary_operands", "broadcast_shapes", "normalize_dim",
@@ -92,7 +94,8 @@ def _with_scalar(t: Tensor, value):
     if cls is float:
         fits = kind == "f"
     elif cls is int:
-        fits = kind != "b"
+        # An integer out of the dtype's range wraps around in PyTorch; numpy refuses it as a weak scalar.
+        fits = kind == "f" or (kind in "iu" and _int_fits(value, data.dtype))
     elif cls is bool:
         fits = True
     else:
@@ -103,7 +106,17 @@ def _with_scalar(t: Tensor, value):
         return data, value, from_numpy_dtype(data.dtype)
     dtype = result_type(t, value)
     np_dtype = dtype.numpy
+    if cls is int and np_dtype.kind in "iu" and not _int_fits(value, np_dtype):
+        bits = 8 * np_dtype.itemsize
+        value = value % (1 << bits)
+        if np_dtype.kind == "i" and value >= 1 << (bits - 1):
+            value -= 1 << bits
     return (data if data.dtype == np_dtype else data.astype(np_dtype)), np_dtype.type(value), dtype
+
+
+def _int_fits(value: int, np_dtype) -> bool:
+    info = _iinfo(np_dtype)
+    return info.min <= value <= info.max
 
 
 def _check_scalar(value) -> None:

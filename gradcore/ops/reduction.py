@@ -9,7 +9,7 @@ from ..autograd.function import Function
 from ._util import Tensor, array_module, make_tensor, normalize_dim, normalize_dims
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "argmax", "argmin",
-           "all", "any", "prod"]
+           "all", "any", "prod", "norm"]
 
 
 
@@ -426,3 +426,38 @@ def prod(input, dim=None, keepdim: bool = False):
     """Returns the product over ``dim`` (all elements when None)."""
     dims = normalize_dims(dim, input.ndim)
     return Prod.apply(input, dims, keepdim)
+
+
+class Norm2(Function):
+    """The 2-norm over ``dims``: its gradient is x / norm, and 0 where the norm is 0 (as in PyTorch)."""
+
+    node_name = "LinalgVectorNormBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        data = x._data
+        xp = array_module(data)
+        out = xp.asarray(xp.sqrt((data * data).sum(axis=dims, keepdims=keepdim)), dtype=data.dtype)
+        ctx.input_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .elementwise import where
+
+        x, out = ctx.saved_tensors
+        norm = _expand_back(out, ctx.input_shape, ctx.dims, ctx.keepdim)
+        g = _expand_back(grad, ctx.input_shape, ctx.dims, ctx.keepdim)
+        return where(norm == 0, 0.0, g * x / norm), None, None
+
+
+def norm(input, p=2, dim=None, keepdim: bool = False):
+    """Returns the p-norm (2 by default) over ``dim`` (all elements when None)."""
+    dims = normalize_dims(dim, input.ndim)
+    if p == 2 and input.dtype.is_floating_point:
+        return Norm2.apply(input, dims, keepdim)
+    from .elementwise import abs as _abs, pow as _pow
+
+    return _pow(sum(_pow(_abs(input), p), dim, keepdim), 1.0 / p)

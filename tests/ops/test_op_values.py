@@ -396,3 +396,24 @@ def test_setitem_on_base_is_visible_through_view():
         base[1, 2] = 7.0
     assert arr(row)[2] == 7.0
     assert arr(col)[1] == 7.0
+
+
+def test_norm_gradient_is_zero_where_the_norm_is_zero():
+    x = gradcore.zeros(3, requires_grad=True)
+    x.norm().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+    y = gradcore.tensor([[3.0, 4.0], [0.0, 0.0]], requires_grad=True)
+    y.norm(dim=1).sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
+
+
+def test_norm_gradcheck():
+    x = gradcore.tensor([[3.0, 4.0], [1.0, -2.0]], dtype=gradcore.float64, requires_grad=True)
+    assert gradcore.autograd.gradcheck(lambda t: t.norm(dim=1), (x,))
+    assert gradcore.autograd.gradgradcheck(lambda t: t.norm(), (x,))
+
+
+def test_integer_scalars_out_of_range_wrap_around():
+    assert (gradcore.tensor([1], dtype=gradcore.uint8) + 300).tolist() == [45]  # 301 mod 256
+    assert (gradcore.tensor([1], dtype=gradcore.int8) * 1000).tolist() == [-24]  # 1000 mod 256 = 232 -> -24
+    assert (gradcore.tensor([5]) + 2**40).tolist() == [2**40 + 5]
