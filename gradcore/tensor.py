@@ -621,12 +621,16 @@ class Tensor:
         if retained:
             self.retain_grad()
 
+    def _check_cast(self, dtype) -> None:
+        """Raises PyTorch's error when an in-place result of ``dtype`` cannot be stored in this tensor."""
+        if not can_cast(dtype, self.dtype):
+            raise RuntimeError(
+                f"result type {dtype.legacy_name} can't be cast to the desired output type {self.dtype.legacy_name}"
+            )
+
     def _write(self, value: "Tensor") -> "Tensor":
         """Checks that an in-place result fits this tensor and copies it into this tensor's memory."""
-        if not can_cast(value.dtype, self.dtype):
-            raise RuntimeError(
-                f"result type {value.dtype.legacy_name} can't be cast to the desired output type {self.dtype.legacy_name}"
-            )
+        self._check_cast(value.dtype)
         if value.shape != self.shape:
             raise RuntimeError(
                 f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(value.shape)}"
@@ -637,37 +641,37 @@ class Tensor:
         return value
 
     def _arith_inplace(self, other, name: str, alpha=1) -> "Tensor":
+        if isinstance(alpha, float) and not self.dtype.is_floating_point:
+            raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+        if name == "subtract" and self.dtype is _dtypes.bool_:
+            raise RuntimeError(
+                "Subtraction, the `-` operator, with two bool tensors is not supported. "
+                "Use the `^` or `logical_xor()` operator instead."
+            )
+
         def fast(data):
-            dtype = result_type(self, other)
+            # The same operands, promotion, device and broadcast checks as the out-of-place op.
+            _, operand, dtype = _util.binary_operands(self, other)
             if name == "true_divide" and not dtype.is_floating_point:
                 dtype = _dtypes.get_default_dtype()
-            if not can_cast(dtype, self.dtype):
-                raise RuntimeError(
-                    f"result type {dtype.legacy_name} can't be cast to the desired output type {self.dtype.legacy_name}"
-                )
-            if isinstance(other, Tensor):
-                _util.check_same_device(self, other)
-                if other.shape != self.shape and _util.broadcast_shapes(self.shape, other.shape) != self.shape:
+            self._check_cast(dtype)
+            if isinstance(other, Tensor) and other._data.shape != data.shape:
+                broadcast = _util.broadcast_shapes(data.shape, other._data.shape)
+                if broadcast != data.shape:
                     raise RuntimeError(
-                        f"output with shape {list(self.shape)} doesn't match the broadcast shape "
-                        f"{list(_util.broadcast_shapes(self.shape, other.shape))}"
+                        f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(broadcast)}"
                     )
-                operand = other._data
-            elif isinstance(other, (int, float, bool)):
-                operand = other
-            else:
-                raise TypeError(f"unsupported operand type for in-place {name}: {type(other).__name__}")
             if alpha != 1:
                 operand = operand * alpha
             getattr(array_module(data), name)(data, operand, out=data, casting="unsafe")
 
-        ops = {"add": _ew.add, "subtract": _ew.sub, "multiply": _ew.mul, "true_divide": _ew.div}
+        op = _INPLACE_ARITHMETIC[name]
         if name in ("add", "subtract"):
             def compute(alias):
-                return ops[name](alias, other, alpha=alpha)
+                return op(alias, other, alpha=alpha)
         else:
             def compute(alias):
-                return ops[name](alias, other)
+                return op(alias, other)
         return self._inplace(compute, (other,), fast)
 
     def add_(self, other, *, alpha=1) -> "Tensor":
@@ -722,11 +726,7 @@ class Tensor:
             _act.clamp(make_tensor(self._data[:0] if self.ndim else self._data), min, max)  # validates arguments
 
             def fast(data):
-                dtype = result_type(*(v for v in (self, min, max) if v is not None))
-                if not can_cast(dtype, self.dtype):
-                    raise RuntimeError(
-                        f"result type {dtype.legacy_name} can't be cast to the desired output type {self.dtype.legacy_name}"
-                    )
+                self._check_cast(result_type(*(v for v in (self, min, max) if v is not None)))
                 xp = array_module(data)
                 if min is not None:
                     xp.maximum(data, min, out=data, casting="unsafe")
@@ -1364,3 +1364,5 @@ from .ops import reduction as _red  # noqa: E402
 from .ops import shape as _shape  # noqa: E402
 
 _ = CPU  # the CPU backend is the default device
+# The out-of-place op of each in-place arithmetic method, by its array function's name.
+_INPLACE_ARITHMETIC = {"add": _ew.add, "subtract": _ew.sub, "multiply": _ew.mul, "true_divide": _ew.div}

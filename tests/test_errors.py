@@ -394,3 +394,14 @@ def test_failed_autograd_grad_populates_nothing():
         torch.autograd.grad(y, [x, unused])
     assert x.grad is None
     assert unused.grad is None
+
+
+def test_inplace_arithmetic_raises_what_the_out_of_place_op_raises():
+    with pytest.raises(RuntimeError, match="Subtraction, the `-` operator, with two bool tensors"):
+        torch.tensor([True]).sub_(torch.tensor([True]))
+    with pytest.raises(RuntimeError, match="argument alpha must not be a floating point number"):
+        torch.tensor([1]).add_(torch.tensor([1]), alpha=0.5)
+    x = torch.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
+        x.div_(2)
+    assert x.tolist() == [1, 2] and x._version == 0
