@@ -569,12 +569,13 @@ class Tensor:
                 "location. Please clone() the tensor before performing the operation."
             )
 
-    def _inplace(self, compute, operands: tuple = (), fast=None) -> "Tensor":
+    def _inplace(self, compute, operands: tuple = (), fast=None, snapshot: bool = True) -> "Tensor":
         """Runs an in-place op: ``compute(alias)`` gives the new value out of place (recorded when needed),
         which is written into this tensor's memory; ``fast(data)`` writes directly when nothing is recorded.
 
         Recording works the same for every in-place op: the tensor takes the history of the new value
-        and, for a view, its base takes the history of writing that value into the base.
+        and, for a view, its base takes the history of writing that value into the base. ``snapshot=False``
+        is for ops whose backward never reads the old value: they skip copying it.
         """
         self._check_inplace()
         record = _grad_state.enabled and (
@@ -593,8 +594,9 @@ class Tensor:
             self._refresh_view_history()
         # The op sees a snapshot of the old value: what it saves for backward must not be overwritten below.
         old = self._alias()
-        old._data = self._data.copy()
-        old._version_counter = _VersionCounter()
+        if snapshot:
+            old._data = self._data.copy()
+            old._version_counter = _VersionCounter()
         value = compute(old)
         value = self._write(value)
         self._version_counter.value += 1
@@ -672,7 +674,8 @@ class Tensor:
         else:
             def compute(alias):
                 return op(alias, other)
-        return self._inplace(compute, (other,), fast)
+        # Only mul_ and div_ keep the old value for their backward.
+        return self._inplace(compute, (other,), fast, snapshot=name in ("multiply", "true_divide"))
 
     def add_(self, other, *, alpha=1) -> "Tensor":
         """In-place ``self += alpha * other``."""
@@ -752,7 +755,7 @@ class Tensor:
         def fast(data):
             data[...] = value._data if isinstance(value, Tensor) else value
 
-        return self._inplace(lambda a: _conversion.fill(a, value), (value,), fast)
+        return self._inplace(lambda a: _conversion.fill(a, value), (value,), fast, snapshot=False)
 
     def copy_(self, src: "Tensor", non_blocking: bool = False) -> "Tensor":
         """Copies ``src`` (broadcast, converted to this dtype and device) into this tensor."""
@@ -770,7 +773,7 @@ class Tensor:
         def compute(alias):
             return _conversion.copy_value(alias, src)
 
-        return self._inplace(compute, (src,), fast)
+        return self._inplace(compute, (src,), fast, snapshot=False)
 
     def masked_fill_(self, mask, value) -> "Tensor":
         return self._inplace(lambda a: _idx.masked_fill(a, mask, value), (value,))
@@ -799,7 +802,7 @@ class Tensor:
         def fast(data):
             _idx.assign(data, k, value._data if isinstance(value, Tensor) else value)
 
-        self._inplace(lambda a: _idx.IndexPut.apply(a, value, k), (value,), fast)
+        self._inplace(lambda a: _idx.IndexPut.apply(a, value, k), (value,), fast, snapshot=False)
 
     def __iadd__(self, other):
         return self.add_(other)

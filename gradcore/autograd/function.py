@@ -8,6 +8,7 @@ input requires grad, links a backward node into the graph.  The node *is* the ``
 from __future__ import annotations
 
 import itertools
+import threading
 import traceback
 from typing import Any, Callable
 
@@ -23,6 +24,7 @@ Tensor: Any = None
 make_tensor: Callable = None  # type: ignore[assignment]
 
 _next_sequence_nr = itertools.count().__next__
+_accumulate_lock = threading.Lock()
 
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they "
@@ -121,6 +123,10 @@ class AccumulateGrad(Node):
 
     def accumulate(self, grad, create_graph: bool, owned: bool = False) -> None:
         """Adds ``grad`` into the leaf's ``.grad``; keeps ``grad`` itself when ``owned`` (nobody else holds it)."""
+        with _accumulate_lock:  # backward passes in several threads may reach the same leaf
+            self._accumulate(grad, create_graph, owned)
+
+    def _accumulate(self, grad, create_graph: bool, owned: bool) -> None:
         variable = self.variable
         if variable._grad is None:
             if owned:

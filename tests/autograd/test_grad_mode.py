@@ -278,3 +278,20 @@ def test_manual_sgd_step_under_no_grad():
     assert w.requires_grad
     assert w.grad_fn is None
     assert w.tolist() == [0.5, -0.5]
+
+
+def test_backward_in_several_threads_accumulates_every_gradient():
+    import threading
+
+    w = torch.ones(1000, requires_grad=True)
+
+    def work():
+        for _ in range(20):
+            (w * 2).sum().backward()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert w.grad.tolist() == [160.0] * 1000
