@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import heapq
 import warnings
+import weakref
 
 from . import function as _function
 from .function import AccumulateGrad, _edge
@@ -154,6 +155,22 @@ def _run_hooks(node, grads: list, create_graph: bool) -> list:
     return grads
 
 
+def _route(routes: dict, grad, count: int) -> None:
+    """Records that ``grad`` was handed on ``count`` more times (2 marks it as held elsewhere)."""
+    if grad is None:
+        return
+    entry = routes.get(id(grad))
+    if entry is not None and entry[0]() is grad:
+        entry[1] += count
+    else:
+        routes[id(grad)] = [weakref.ref(grad), count]
+
+
+def _routes_of(routes: dict, grad) -> int:
+    entry = routes.get(id(grad))
+    return entry[1] if entry is not None and entry[0]() is grad else 0
+
+
 def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inputs=None, accumulate: bool = True):
     """Backpropagates ``grad_roots`` from ``roots``.
 
@@ -185,11 +202,11 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                     dependencies[next_node] = dependencies.get(next_node, 0) + 1
 
     buffers: dict = {}
-    # Ids of gradients that may be seen elsewhere: a leaf must copy such a gradient instead of keeping it.
-    seen: set = set()
-    shared: set = set()
+    # How often each gradient was handed on: a leaf keeps a gradient only when nothing else can hold it.
+    # Keyed by id with a weak reference beside it, since ids of gradients freed on the way are reused.
+    routes: dict = {}
     for (node, nr), g in zip(root_edges, grad_roots):
-        shared.add(id(g))
+        _route(routes, g, 2)
         buffer = buffers.get(node)
         if buffer is None:
             buffer = buffers[node] = [None] * node._num_outputs
@@ -212,7 +229,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
             if node._hooked:
                 grads = _run_hooks(node, grads, create_graph)
                 for g in grads:
-                    shared.add(id(g))
+                    _route(routes, g, 2)
 
             if capture:
                 for nr in range(len(grads)):
@@ -224,7 +241,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
             if node.__class__ is AccumulateGrad:
                 g = grads[0]
                 if (inputs is None or accumulate) and g is not None:
-                    owned = id(g) not in shared and g._data.base is None and not create_graph
+                    owned = not create_graph and g._data.base is None and _routes_of(routes, g) <= 1
                     node.accumulate(g, create_graph, owned)
                 continue
 
@@ -243,7 +260,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                 if node._input_meta is not None:
                     input_grads = _validate(node, input_grads)
                     for g in input_grads:
-                        shared.add(id(g))  # a user's backward may keep what it returns
+                        _route(routes, g, 2)  # a user's backward may keep what it returns
                 if anomaly:
                     _check_anomaly(node, input_grads)
                 if node._post_hooks:
@@ -258,11 +275,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                 if next_node is None or (needed is not None and next_node not in needed):
                     continue
                 if g is not None:
-                    gid = id(g)
-                    if gid in seen:
-                        shared.add(gid)
-                    else:
-                        seen.add(gid)
+                    _route(routes, g, 1)
                     buffer = buffers.get(next_node)
                     if buffer is None:
                         buffer = buffers[next_node] = [None] * next_node._num_outputs

@@ -530,3 +530,17 @@ def test_saved_indices_are_freed_after_backward_like_pytorch():
     y.backward()
     y.backward()
     assert x.grad.tolist() == [[2.0, 2.0, 2.0], [0.0, 0.0, 0.0]]
+
+
+def test_leaves_never_share_gradient_memory():
+    # Add's backward hands the same gradient to both inputs, and sum's is a broadcast view: each leaf must
+    # still get a gradient of its own.
+    a = torch.ones(3, requires_grad=True)
+    b = torch.ones(3, requires_grad=True)
+    c = torch.ones(3, requires_grad=True)
+    (a + b + c * 1).sum().backward()
+    a.grad.zero_()
+    b.grad.add_(1)
+    assert a.grad.tolist() == [0.0, 0.0, 0.0]
+    assert b.grad.tolist() == [2.0, 2.0, 2.0]
+    assert c.grad.tolist() == [1.0, 1.0, 1.0]
