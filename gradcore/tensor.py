@@ -564,10 +564,7 @@ class Tensor:
                 raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
         strides, shape = self._data.strides, self._data.shape
         if any(st == 0 and n > 1 for st, n in zip(strides, shape)):
-            raise RuntimeError(
-                "unsupported operation: more than one element of the written-to tensor refers to a single memory "
-                "location. Please clone() the tensor before performing the operation."
-            )
+            raise RuntimeError(_util.OVERLAPPING_WRITE)
 
     def _inplace(self, compute, operands: tuple = (), fast=None, snapshot: bool = True) -> "Tensor":
         """Runs an in-place op: ``compute(alias)`` gives the new value out of place (recorded when needed),

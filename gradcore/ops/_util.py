@@ -176,3 +176,26 @@ def meta(x):
         return (data.shape, data.dtype)
     return None
 
+
+#: PyTorch's message for a write into memory that several elements share (an expanded tensor).
+OVERLAPPING_WRITE = (
+    "unsupported operation: more than one element of the written-to tensor refers to a single memory location. "
+    "Please clone() the tensor before performing the operation."
+)
+
+
+class quiet_float_errors:
+    """Silences the array library's floating point warnings about ``array`` (log(0), 0/0): PyTorch returns
+    inf/nan without a word."""
+
+    def __init__(self, array) -> None:
+        xp = array_module(array)
+        self.state = xp.errstate(all="ignore") if hasattr(xp, "errstate") else None
+
+    def __enter__(self):
+        if self.state is not None:
+            self.state.__enter__()
+
+    def __exit__(self, *exc):
+        if self.state is not None:
+            self.state.__exit__(*exc)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ._util import (Tensor, array_module, as_tensor_like, binary_operands, check_same_device, make_tensor, meta,
-                    reduce_grad, result_type)
+                    quiet_float_errors, reduce_grad, result_type)
 from .. import _dtypes
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
@@ -98,7 +98,7 @@ class Div(Function):
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         if rounding_mode is None:
-            with _quiet(da if isinstance(a, Tensor) else db):
+            with quiet_float_errors(da if isinstance(a, Tensor) else db):
                 return da / db
         xp = array_module(da if isinstance(a, Tensor) else db)
         if rounding_mode == "floor":
@@ -140,7 +140,7 @@ class Pow(Function):
             if negative:
                 raise RuntimeError("Integers to negative integer powers are not allowed.")
         ctx.meta = (meta(a), meta(b))
-        with _quiet(da if isinstance(a, Tensor) else db):
+        with quiet_float_errors(da if isinstance(a, Tensor) else db):
             out = da ** db
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(a, b, out if ctx.needs_input_grad[1] else None)
@@ -219,7 +219,7 @@ class Log(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        with _quiet(x._data):
+        with quiet_float_errors(x._data):
             return array_module(x._data).log(_float_input(x))
 
     @staticmethod
@@ -235,7 +235,7 @@ class Log1p(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        with _quiet(x._data):
+        with quiet_float_errors(x._data):
             return array_module(x._data).log1p(_float_input(x))
 
     @staticmethod
@@ -266,7 +266,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        with _quiet(x._data):
+        with quiet_float_errors(x._data):
             out = array_module(x._data).sqrt(_float_input(x))
         ctx.save_for_backward(out)
         return out
@@ -412,22 +412,6 @@ class Where(Function):
         ga = reduce_grad(grad * keep, *meta_a) if ctx.needs_input_grad[1] else None
         gb = reduce_grad(grad * ~keep, *meta_b) if ctx.needs_input_grad[2] else None
         return None, ga, gb
-
-
-class _quiet:
-    """Silences numpy's floating point warnings (log(0), sqrt(-1)): PyTorch returns inf/nan without a word."""
-
-    def __init__(self, array) -> None:
-        self.xp = array_module(array)
-
-    def __enter__(self):
-        if hasattr(self.xp, "errstate"):
-            self.state = self.xp.errstate(all="ignore")
-            self.state.__enter__()
-
-    def __exit__(self, *exc):
-        if hasattr(self.xp, "errstate"):
-            self.state.__exit__(*exc)
 
 
 # -- the function forms -------------------------------------------------------------------------

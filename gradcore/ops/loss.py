@@ -10,9 +10,8 @@ from __future__ import annotations
 import warnings
 
 from ..autograd.function import Function
-from ._util import Tensor, array_module, make_tensor, meta, reduce_grad
+from ._util import Tensor, array_module, make_tensor, meta, quiet_float_errors, reduce_grad
 from .activation import log_softmax, sigmoid
-from .elementwise import _quiet
 from .indexing import gather
 
 __all__ = ["mse_loss", "l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy",
@@ -203,7 +202,7 @@ class BinaryCrossEntropy(Function):
     def forward(ctx, x, y):
         xd, yd = x._data, y._data
         xp = array_module(xd)
-        with _quiet(xd):
+        with quiet_float_errors(xd):
             log_x = xp.maximum(xp.log(xd), _LOG_FLOOR)
             log_1mx = xp.maximum(xp.log1p(-xd), _LOG_FLOOR)
         ctx.save_for_backward(x, y)

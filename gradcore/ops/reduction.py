@@ -6,7 +6,7 @@ import collections
 
 from .. import _dtypes
 from ..autograd.function import Function
-from ._util import Tensor, array_module, make_tensor, normalize_dim, normalize_dims
+from ._util import Tensor, array_module, make_tensor, normalize_dim, normalize_dims, quiet_float_errors
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "argmax", "argmin",
            "all", "any", "prod", "norm"]
@@ -246,7 +246,7 @@ class Var(Function):
         mean_ = data.mean(axis=dims, keepdims=True) if data.size else data.sum(axis=dims, keepdims=True)
         centered = data - mean_
         divisor = n - correction
-        with _errstate(xp):
+        with quiet_float_errors(data):
             out = (centered * centered).sum(axis=dims, keepdims=keepdim) / builtins.max(divisor, 0)
             if ctx._forward_cls.take_sqrt:
                 out = xp.sqrt(out)
@@ -269,19 +269,6 @@ class Var(Function):
 class Std(Var):
     node_name = "StdBackward0"
     take_sqrt = True
-
-
-class _errstate:
-    def __init__(self, xp) -> None:
-        self.inner = xp.errstate(all="ignore") if hasattr(xp, "errstate") else None
-
-    def __enter__(self):
-        if self.inner is not None:
-            self.inner.__enter__()
-
-    def __exit__(self, *exc):
-        if self.inner is not None:
-            self.inner.__exit__(*exc)
 
 
 def _correction(unbiased, correction) -> float:
@@ -329,7 +316,7 @@ class LogSumExp(Function):
         else:
             peak = data.max(axis=dims, keepdims=True)
             peak = xp.where(xp.isfinite(peak), peak, 0)  # all -inf (or inf) rows: keep the plain formula
-            with _errstate(xp):
+            with quiet_float_errors(data):
                 out = xp.log(xp.exp(data - peak).sum(axis=dims, keepdims=True)) + peak
         ctx.input_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
         result = out if keepdim else out.reshape(_reduced_shape(x.shape, dims, False))

@@ -5,7 +5,7 @@ import math
 
 from ..autograd.function import Function
 from ..backend import reshape_view
-from ._util import Tensor, array_module, make_tensor, normalize_dim, result_type, check_same_device
+from ._util import OVERLAPPING_WRITE, Tensor, array_module, check_same_device, make_tensor, normalize_dim, result_type
 
 __all__ = ["view", "reshape", "flatten", "transpose", "t", "permute", "unsqueeze", "squeeze", "expand",
            "sum_to_size", "cat", "stack", "broadcast_shapes_or_none", "broadcast_to", "contiguous", "unbind",
@@ -238,10 +238,7 @@ class Expand(Function):
 
     @staticmethod
     def write_back(base, new_value, shape):
-        raise RuntimeError(
-            "unsupported operation: more than one element of the written-to tensor refers to a single memory "
-            "location. Please clone() the tensor before performing the operation."
-        )
+        raise RuntimeError(OVERLAPPING_WRITE)
 
 
 def expand(input, *sizes):
