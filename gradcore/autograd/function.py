@@ -196,12 +196,9 @@ class BackwardNode(Node):
 
     _forward_cls: Any = None
     _to_save: tuple = ()
-    _saved: list | None = None
     _freed = False
     _dirty: tuple = ()
     _non_differentiable: tuple = ()
-    _materialize_grads = True
-    _output_meta: list | None = None
     _input_meta: tuple | None = None
     # Built-in ops only index it; user Functions get a tuple of the right length.
     needs_input_grad: tuple = (False,) * 64
