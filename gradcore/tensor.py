@@ -594,24 +594,28 @@ class Tensor:
         if snapshot:
             old._data = self._data.copy()
             old._version_counter = _VersionCounter()
-        value = compute(old)
-        value = self._write(value)
+        value = self._fitted(compute(old))
+        # A view's base history is worked out before anything is written: if it cannot be, nothing changes.
+        new_base = _write_back(self._base._alias(), self._view_chain, value) if self._base is not None else None
+        self._data[...] = value._data
         self._version_counter.value += 1
-        self._take_history(value._grad_fn, value._output_nr, value)
+        self._take_history(value._grad_fn, value._output_nr, value, new_base)
         return self
 
-    def _take_history(self, grad_fn, output_nr: int, value: "Tensor") -> None:
+    def _take_history(self, grad_fn, output_nr: int, value: "Tensor", new_base: "Tensor | None" = None) -> None:
         """Makes ``grad_fn`` (which produced ``value``, this tensor's new content) this tensor's history.
 
-        For a view, the base takes the history of writing the value into it, and the view's own history is
-        rebuilt from the base's when next used. A retain_grad() moves to the new history, as in PyTorch.
+        For a view, the base takes the history of writing the value into it (``new_base``, worked out here
+        when not given), and the view's own history is rebuilt from the base's when next used. A retain_grad()
+        moves to the new history, as in PyTorch.
         """
         retained = self.retains_grad
         if retained:
             del self._grad_fn._retained[self._output_nr]  # the old value's gradient is not this tensor's
         if self._base is not None:
             base = self._base
-            new_base = _write_back(base._alias(), self._view_chain, value)
+            if new_base is None:
+                new_base = _write_back(base._alias(), self._view_chain, value)
             base._grad_fn, base._output_nr, base._requires_grad = new_base._grad_fn, new_base._output_nr, True
             self._requires_grad = True
             self._view_base_fn = None
@@ -627,15 +631,18 @@ class Tensor:
                 f"result type {dtype.legacy_name} can't be cast to the desired output type {self.dtype.legacy_name}"
             )
 
-    def _write(self, value: "Tensor") -> "Tensor":
-        """Checks that an in-place result fits this tensor and copies it into this tensor's memory."""
+    def _fitted(self, value: "Tensor") -> "Tensor":
+        """Checks that an in-place result fits this tensor and returns it in this tensor's dtype."""
         self._check_cast(value.dtype)
         if value.shape != self.shape:
             raise RuntimeError(
                 f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(value.shape)}"
             )
-        if value.dtype is not self.dtype:
-            value = value.to(self.dtype)
+        return value if value.dtype is self.dtype else value.to(self.dtype)
+
+    def _write(self, value: "Tensor") -> "Tensor":
+        """Checks that an in-place result fits this tensor and copies it into this tensor's memory."""
+        value = self._fitted(value)
         self._data[...] = value._data
         return value
 

@@ -124,6 +124,22 @@ def to_device(array, target: Backend):
     return target.from_host_or_device(array)
 
 
+def broadcast_view(array, shape: tuple):
+    """Returns a writable view of ``array`` broadcast to ``shape`` (repeated elements share memory).
+
+    numpy's own broadcast_to is read-only, which would refuse a write through a row of an expanded tensor that
+    PyTorch allows; writes into elements that share memory are refused by the tensor before they happen.
+    """
+    if type(array) is not _np.ndarray:
+        return array_module(array).broadcast_to(array, shape)
+    lead = len(shape) - array.ndim
+    strides = (0,) * lead + tuple(
+        0 if size == 1 and target != 1 else stride
+        for size, target, stride in zip(array.shape, shape[lead:], array.strides)
+    )
+    return _np.lib.stride_tricks.as_strided(array, shape=shape, strides=strides)
+
+
 def reshape_view(array, shape: tuple):
     """Returns a view of ``array`` with ``shape``, or None when no view has that shape (only a copy would).
 

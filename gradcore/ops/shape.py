@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.function import Function
-from ..backend import reshape_view
+from ..backend import broadcast_view, reshape_view
 from ._util import OVERLAPPING_WRITE, Tensor, array_module, check_same_device, make_tensor, normalize_dim, result_type
 
 __all__ = ["view", "reshape", "flatten", "transpose", "t", "permute", "unsqueeze", "squeeze", "expand",
@@ -230,7 +230,7 @@ class Expand(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
-        return array_module(x._data).broadcast_to(x._data, shape)
+        return broadcast_view(x._data, shape)
 
     @staticmethod
     def backward(ctx, grad):

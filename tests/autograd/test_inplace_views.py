@@ -136,3 +136,15 @@ def test_tensor_hooks_run_before_node_pre_hooks():
         y.grad_fn.register_prehook(lambda grads: order.append("node pre-hook"))
         y.sum().backward()
         assert order == ["tensor hook", "node pre-hook"]
+
+
+def test_writing_through_a_row_of_an_expanded_tensor():
+    # Without a graph, as in PyTorch, the row's elements are distinct and the write goes through.
+    y = gradcore.ones(3)
+    y.expand(2, 3)[0].add_(1)
+    assert y.tolist() == [2.0, 2.0, 2.0]
+    # Recording it is not supported yet: the error comes before anything is written.
+    x = gradcore.ones(3, requires_grad=True) * 1
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        x.expand(2, 3)[0].add_(1)
+    assert x.tolist() == [1.0, 1.0, 1.0] and x._version == 0

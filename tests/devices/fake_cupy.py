@@ -250,6 +250,15 @@ def _function(name: str, function):
     return call
 
 
+def broadcast_to(array, shape):
+    """Like CuPy's, a writable view (numpy's broadcast_to is read-only); repeated elements share memory."""
+    data = _unwrap(array)
+    lead = len(shape) - data.ndim
+    strides = (0,) * lead + tuple(0 if size == 1 and target != 1 else stride
+                                  for size, target, stride in zip(data.shape, tuple(shape)[lead:], data.strides))
+    return _wrap(np.lib.stride_tricks.as_strided(data, shape=tuple(shape), strides=strides), array._device_id)
+
+
 def __getattr__(name: str):
     # Everything else is numpy's: dtypes and ufuncs as they are (ufuncs reach fake arrays through
     # __array_ufunc__), functions wrapped so that results are device arrays.
