@@ -99,10 +99,10 @@ Implementation = tuple[str, "ModuleType | None", Callable[[Any], tuple[Callable[
 # --------------------------------------------------------------------------- set-up
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
     """Parse the command line; fills in args.repeats_by_workload and args.workload_set."""
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--repeats",
@@ -911,14 +911,17 @@ def bench_digits(ctx: Context, data: dict[str, Any]) -> tuple[list[str], list[Ta
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, command: list[str] | None = None) -> int:
     """Run the workloads, print the markdown report and write it to --out; return the exit status.
 
     The status is 0 when every implementation ran and passed its check, 1 when one raised or computed a
     wrong result (listed under "Failures"), 2 when the module under test cannot be imported. Missed
-    targets do not change the status.
+    targets do not change the status. ``command`` is how the script was invoked, without its options (such
+    as ``["python3", "-m", "benchmarks"]``), for the help text and the report; by default this script.
     """
-    args = parse_args(argv)
+    if command is None:
+        command = [Path(sys.executable).name, sys.argv[0]]
+    args = parse_args(argv, prog=shlex.join(command))
     pin_threads(args.threads)
 
     import numpy as np
@@ -999,7 +1002,8 @@ def main(argv: list[str] | None = None) -> int:
     # whether the figures were taken on a busy machine.
     env["load average at end"] = load_average()
 
-    report = render_report(env, notes, targets, sections, ctx.failures)
+    shown_argv = sys.argv[1:] if argv is None else argv
+    report = render_report(shlex.join([*command, *shown_argv]), env, notes, targets, sections, ctx.failures)
     print(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report, encoding="utf-8")
@@ -1008,6 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_report(
+    command: str,
     env: dict[str, str], notes: list[str], targets: list[Target], sections: list[str], failures: list[str]
 ) -> str:
     """Assemble the markdown report: header, environment, targets summary, workload sections, failures."""
@@ -1015,7 +1020,7 @@ def render_report(
         "# gradcore CPU benchmarks",
         "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}  ",
-        f"Command: `{shlex.join([Path(sys.executable).name, *sys.argv])}`  ",
+        f"Command: `{command}`  ",
         (
             "Each figure is the median of repeated timed runs after a warm-up, with the interquartile range "
             "(p25-p75) beside it; all figures come from this one process. Ratios are gradcore's median divided "

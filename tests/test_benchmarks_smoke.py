@@ -25,10 +25,14 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
     """Run ``benchmarks/<script>`` with `args` as a user would, with the repository on ``PYTHONPATH``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return run_command([sys.executable, str(BENCHMARKS / script), *args], REPO_ROOT, env)
+
+
+def run_command(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), *args],
+        command,
         check=False,
-        cwd=REPO_ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -42,8 +46,10 @@ def assert_succeeded(result: subprocess.CompletedProcess) -> None:
 
 
 def test_cpu_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
+    # Through the documented entry point, `python -m benchmarks`, from the repository root: it passes its
+    # options on to cpu.py and needs no PYTHONPATH.
     out = tmp_path / "cpu.md"
-    result = run_script("cpu.py", "--quick", "--out", str(out))
+    result = run_command([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)], REPO_ROOT)
     assert_succeeded(result)
     report = out.read_text(encoding="utf-8")
     assert report in result.stdout  # the printed report is the written one
@@ -55,6 +61,30 @@ def test_cpu_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
         assert row in report
     assert ("| PyTorch |" in report) == HAS_TORCH
     assert "MISMATCH" not in report
+    assert f"Command: `{Path(sys.executable).name} -m benchmarks --quick --out {out}`" in report
+
+
+def test_run_script_forwards_options_from_any_directory(tmp_path: Path) -> None:
+    # benchmarks/run.py finds the working tree's gradcore by itself, wherever it is started from.
+    out = tmp_path / "cpu.md"
+    result = run_command(
+        [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--workloads", "a", "--repeats", "2",
+         "--out", str(out)],
+        tmp_path,
+    )
+    assert_succeeded(result)
+    report = out.read_text(encoding="utf-8")
+    assert "## (a) Per-op overhead" in report and "## (b)" not in report
+    assert "2 timed runs per implementation" in report
+    assert "run.py --quick --workloads a --repeats 2" in report
+
+
+def test_entry_point_passes_on_bad_options_and_help(tmp_path: Path) -> None:
+    result = run_command([sys.executable, "-m", "benchmarks", "--workloads", "z"], REPO_ROOT)
+    assert result.returncode == 2
+    assert "--workloads" in result.stderr and "-m benchmarks" in result.stderr
+    result = run_command([sys.executable, "-m", "benchmarks", "--help"], REPO_ROOT)
+    assert result.returncode == 0 and "--quick" in result.stdout
 
 
 def test_cpu_runs_a_chosen_subset_of_workloads(tmp_path: Path) -> None:
