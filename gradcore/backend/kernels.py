@@ -51,8 +51,9 @@ __all__ = [
     "use_launcher_for",
 ]
 
-#: Where the CUDA sources live (the repository's ``kernels/`` folder).
-KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
+#: Where the CUDA sources live: the repository's ``kernels/`` folder, which the package reaches as
+#: ``gradcore/_kernels`` (a link in a checkout, a copy in an installed wheel: see pyproject.toml).
+KERNEL_DIR = Path(__file__).resolve().parents[1] / "_kernels"
 
 #: NVRTC options of every build, on a GPU and in the compile tests alike. No fast-math: the kernels must match
 #: the reference to float rounding (sigmoid through the exact expf/exp, products through plain FMA).
