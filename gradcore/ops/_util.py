@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from .._dtypes import from_numpy_dtype, result_type
+from ..autograd.grad_mode import state as _grad_state
 from ..backend import CPU, CPU_ARRAY as _ndarray, array_module, backend_of, to_device
 
 _iinfo = CPU.xp.iinfo
 from ..tensor import Tensor, make_tensor
 
 __all__ = ["Tensor", "make_tensor", "array_module", "binary_operands", "broadcast_shapes", "normalize_dim",
-           "normalize_dims", "reduce_grad", "check_same_device", "result_type", "as_tensor_like", "meta"]
+           "normalize_dims", "reduce_grad", "check_same_device", "result_type", "as_tensor_like", "meta", "arith",
+           "negated"]
 
 
 def check_same_device(*tensors) -> None:
@@ -73,6 +75,27 @@ def binary_operands(a, b):
         db, scalar, dtype = _with_scalar(b, a)
         return scalar, db, dtype
     raise TypeError(f"expected at least one Tensor operand, got {type(a).__name__} and {type(b).__name__}")
+
+
+def arith(op, a, b):
+    """``op(a, b)`` in a backward formula, where ``op`` is an operator function (``operator.mul``, ...) and ``a``
+    or ``b`` a floating point tensor (a gradient).
+
+    A backward runs without recording unless ``create_graph=True``: then the arithmetic is done on the arrays,
+    with the op's own operands and type promotion, and wrapped once, without a node for a graph nobody keeps.
+    When a graph is recorded it goes through the differentiable op, so that the gradient can be differentiated.
+    """
+    if _grad_state.enabled:
+        return op(a, b)
+    da, db, _ = binary_operands(a, b)
+    return make_tensor(op(da, db))
+
+
+def negated(grad: Tensor) -> Tensor:
+    """``-grad`` in a backward formula (see ``arith``)."""
+    if _grad_state.enabled:
+        return -grad
+    return make_tensor(-grad._data)
 
 
 def _same_device(a: Tensor, b: Tensor):

@@ -1,9 +1,11 @@
 """Elementwise arithmetic and math: + - * / ** and the unary functions, with broadcasting-aware gradients."""
 from __future__ import annotations
 
+import operator
+
 from ..autograd.function import Function
-from ._util import (Tensor, array_module, as_tensor_like, binary_operands, check_same_device, make_tensor, meta,
-                    quiet_float_errors, reduce_grad, result_type)
+from ._util import (Tensor, arith, array_module, as_tensor_like, binary_operands, check_same_device, make_tensor, meta,
+                    negated, quiet_float_errors, reduce_grad, result_type)
 from .. import _dtypes
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
@@ -29,7 +31,7 @@ class Add(Function):
         ga = reduce_grad(grad, *meta_a) if ctx.needs_input_grad[0] else None
         gb = None
         if ctx.needs_input_grad[1]:
-            gb = reduce_grad(grad if ctx.alpha == 1 else grad * ctx.alpha, *meta_b)
+            gb = reduce_grad(grad if ctx.alpha == 1 else arith(operator.mul, grad, ctx.alpha), *meta_b)
         return ga, gb, None
 
 
@@ -55,7 +57,10 @@ class Sub(Function):
     def backward(ctx, grad):
         meta_a, meta_b = ctx.meta
         ga = reduce_grad(grad, *meta_a) if ctx.needs_input_grad[0] else None
-        gb = reduce_grad(-grad if ctx.alpha == 1 else grad * -ctx.alpha, *meta_b) if ctx.needs_input_grad[1] else None
+        if ctx.needs_input_grad[1]:
+            gb = reduce_grad(negated(grad) if ctx.alpha == 1 else arith(operator.mul, grad, -ctx.alpha), *meta_b)
+        else:
+            gb = None
         return ga, gb, None
 
 
@@ -77,8 +82,8 @@ class Mul(Function):
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         meta_a, meta_b = ctx.meta
-        ga = reduce_grad(grad * b, *meta_a) if ctx.needs_input_grad[0] else None
-        gb = reduce_grad(grad * a, *meta_b) if ctx.needs_input_grad[1] else None
+        ga = reduce_grad(arith(operator.mul, grad, b), *meta_a) if ctx.needs_input_grad[0] else None
+        gb = reduce_grad(arith(operator.mul, grad, a), *meta_b) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -115,8 +120,13 @@ class Div(Function):
             return tuple(None if m is None else make_tensor(array_module(grad._data).zeros(m[0], m[1]))
                          for m in ctx.meta) + (None,)
         meta_a, meta_b = ctx.meta
-        ga = reduce_grad(grad / b, *meta_a) if ctx.needs_input_grad[0] else None
-        gb = reduce_grad(-grad * a / (b * b), *meta_b) if ctx.needs_input_grad[1] else None
+        with quiet_float_errors(grad._data):
+            ga = reduce_grad(arith(operator.truediv, grad, b), *meta_a) if ctx.needs_input_grad[0] else None
+            if ctx.needs_input_grad[1]:
+                gb = arith(operator.truediv, arith(operator.mul, negated(grad), a), arith(operator.mul, b, b))
+                gb = reduce_grad(gb, *meta_b)
+            else:
+                gb = None
         return ga, gb, None
 
 
@@ -156,11 +166,12 @@ class Pow(Function):
                 ga = grad * b * a ** (b - 1)
                 ga = where(b == 0, 0.0, ga)
             elif b == 0:
-                ga = grad * 0.0
+                ga = arith(operator.mul, grad, 0.0)
             elif b == 2:
-                ga = grad * (a * 2.0)
+                ga = arith(operator.mul, grad, arith(operator.mul, a, 2.0))
             else:
-                ga = grad * b * a ** (b - 1)
+                with quiet_float_errors(grad._data):
+                    ga = arith(operator.mul, arith(operator.mul, grad, b), arith(operator.pow, a, b - 1))
             ga = reduce_grad(ga, *meta_a)
         if ctx.needs_input_grad[1]:
             base = a if isinstance(a, Tensor) else as_tensor_like(a, b)
@@ -185,7 +196,7 @@ class Neg(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return -grad
+        return negated(grad)
 
 
 def _float_input(x: Tensor):
@@ -209,7 +220,7 @@ class Exp(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * out
+        return arith(operator.mul, grad, out)
 
 
 class Log(Function):
@@ -225,7 +236,8 @@ class Log(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad / x
+        with quiet_float_errors(grad._data):
+            return arith(operator.truediv, grad, x)
 
 
 class Log1p(Function):
@@ -274,7 +286,8 @@ class Sqrt(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad / (out * 2)
+        with quiet_float_errors(grad._data):
+            return arith(operator.truediv, grad, arith(operator.mul, out, 2))
 
 
 class Abs(Function):
@@ -349,7 +362,7 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * (1 - out * out)
+        return arith(operator.mul, grad, arith(operator.sub, 1, arith(operator.mul, out, out)))
 
 
 class Maximum(Function):

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import builtins
 import collections
+import operator
 
 from .. import _dtypes
 from ..autograd.function import Function
-from ._util import Tensor, array_module, make_tensor, normalize_dim, normalize_dims, quiet_float_errors
+from ..autograd.grad_mode import state as _grad_state
+from ..backend import broadcast_view
+from ._util import Tensor, arith, array_module, make_tensor, normalize_dim, normalize_dims, quiet_float_errors
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "argmax", "argmin",
            "all", "any", "prod", "norm"]
@@ -14,11 +17,17 @@ __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp
 
 
 def _expand_back(grad: Tensor, input_shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
-    """Broadcasts the gradient of a reduction back over the reduced dims."""
-    if not keepdim and dims and len(dims) < len(input_shape):
+    """Broadcasts the gradient of a reduction back over the reduced dims (a view: nothing is copied)."""
+    reshape = not keepdim and dims and len(dims) < len(input_shape)
+    if reshape:
         shape = list(input_shape)
         for d in dims:
             shape[d] = 1
+    if not _grad_state.enabled:
+        # Nothing to record (no create_graph): the broadcast array itself, without the nodes of two view ops.
+        data = grad._data
+        return make_tensor(broadcast_view(data.reshape(tuple(shape)) if reshape else data, input_shape))
+    if reshape:
         grad = grad.reshape(tuple(shape))
     return grad.expand(input_shape)
 
@@ -76,7 +85,7 @@ class Mean(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _expand_back(grad / ctx.count, ctx.input_shape, ctx.dims, ctx.keepdim), None, None
+        return _expand_back(arith(operator.truediv, grad, ctx.count), ctx.input_shape, ctx.dims, ctx.keepdim), None, None
 
 
 class MeanAll(Mean):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import state as _grad_state
 from ..backend import broadcast_view, reshape_view
 from ._util import OVERLAPPING_WRITE, Tensor, array_module, check_same_device, make_tensor, normalize_dim, result_type
 
@@ -299,17 +300,20 @@ class SumToSize(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
-        data = x._data
-        lead = data.ndim - len(shape)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, s in enumerate(shape) if s == 1 and data.shape[lead + i] != 1
-        )
-        out = data.sum(axis=axes, keepdims=True) if axes else data
-        return out.reshape(shape)
+        return _sum_to(x._data, shape)
 
     @staticmethod
     def backward(ctx, grad):
         return grad.expand(ctx.input_shape), None
+
+
+def _sum_to(data, shape: tuple):
+    lead = data.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and data.shape[lead + i] != 1
+    )
+    out = data.sum(axis=axes, keepdims=True) if axes else data
+    return out.reshape(shape)
 
 
 def sum_to_size(input, *shape):
@@ -317,6 +321,9 @@ def sum_to_size(input, *shape):
     shape = _shape_arg(shape)
     if input.shape == shape:
         return input
+    if not _grad_state.enabled and not input._requires_grad:
+        # Nothing to record (a gradient being reduced in backward): no node.
+        return make_tensor(_sum_to(input._data, shape))
     return SumToSize.apply(input, shape)
 
 
