@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import heapq
 import warnings
-import weakref
 
 from . import function as _function
 from .function import AccumulateGrad, _edge
@@ -155,20 +154,11 @@ def _run_hooks(node, grads: list, create_graph: bool) -> list:
     return grads
 
 
-def _route(routes: dict, grad, count: int) -> None:
-    """Records that ``grad`` was handed on ``count`` more times (2 marks it as held elsewhere)."""
-    if grad is None:
-        return
-    entry = routes.get(id(grad))
-    if entry is not None and entry[0]() is grad:
-        entry[1] += count
-    else:
-        routes[id(grad)] = [weakref.ref(grad), count]
-
-
-def _routes_of(routes: dict, grad) -> int:
-    entry = routes.get(id(grad))
-    return entry[1] if entry is not None and entry[0]() is grad else 0
+def _share(shared: set, grads) -> None:
+    """Records that these gradients may be held outside the engine (by the caller, a hook, a user's backward)."""
+    for g in grads:
+        if g is not None:
+            shared.add(id(g))
 
 
 def _pending_gradient(node, grads: list, dependencies: dict, buffers: dict, capture: dict, needed):
@@ -219,11 +209,14 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                     dependencies[next_node] = dependencies.get(next_node, 0) + 1
 
     buffers: dict = {}
-    # How often each gradient was handed on: a leaf keeps a gradient only when nothing else can hold it.
-    # Keyed by id with a weak reference beside it, since ids of gradients freed on the way are reused.
-    routes: dict = {}
+    # A leaf keeps the gradient it receives as its .grad, without a copy, unless the gradient may be held
+    # elsewhere too: these are the ids of the gradients that may be. A gradient is held once as it is handed
+    # from node to node (passed through, as by an add, it is still held once), so only what comes from outside
+    # the engine and what a node hands on twice is recorded. An id freed on the way and reused by a new
+    # gradient only costs that gradient a copy.
+    shared: set = set()
+    _share(shared, grad_roots)
     for (node, nr), g in zip(root_edges, grad_roots):
-        _route(routes, g, 2)
         buffer = buffers.get(node)
         if buffer is None:
             buffer = buffers[node] = [None] * node._num_outputs
@@ -245,8 +238,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
             grads = buffers.pop(node)
             if node._hooked:
                 grads = _run_hooks(node, grads, create_graph)
-                for g in grads:
-                    _route(routes, g, 2)
+                _share(shared, grads)
 
             if capture:
                 for nr in range(len(grads)):
@@ -254,11 +246,12 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                     if positions:
                         for p in positions:
                             captured[p] = grads[nr]
+                        _share(shared, (grads[nr],))
 
             if node.__class__ is AccumulateGrad:
                 g = grads[0]
                 if (inputs is None or accumulate) and g is not None:
-                    owned = not create_graph and g._data.base is None and _routes_of(routes, g) <= 1
+                    owned = not create_graph and g._data.base is None and id(g) not in shared
                     node.accumulate(g, create_graph, owned)
                 continue
 
@@ -280,8 +273,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                     input_grads = (input_grads,)
                 if node._input_meta is not None:
                     input_grads = _validate(node, input_grads)
-                    for g in input_grads:
-                        _route(routes, g, 2)  # a user's backward may keep what it returns
+                    _share(shared, input_grads)  # a user's backward may keep what it returns
                 if anomaly:
                     _check_anomaly(node, input_grads)
                 if node._post_hooks:
@@ -289,14 +281,18 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                         result = hook(input_grads, tuple(grads))
                         if result is not None:
                             input_grads = tuple(result)
+                    _share(shared, input_grads)
             if not retain_graph and node._saved is not None:
                 node.release()
 
+            handed = ()  # a node may hand one gradient on twice (the add of a + a passes its own on to both)
             for (next_node, nr), g in zip(node._edges, input_grads):
                 if next_node is None or (needed is not None and next_node not in needed):
                     continue
                 if g is not None:
-                    _route(routes, g, 1)
+                    if handed and any(g is h for h in handed):
+                        shared.add(id(g))
+                    handed += (g,)
                     buffer = buffers.get(next_node)
                     if buffer is None:
                         buffer = buffers[next_node] = [None] * next_node._num_outputs
