@@ -12,14 +12,19 @@
 // Each thread counts its __syncthreads() calls per block; a launch in which the threads of one block made
 // different counts (a barrier inside divergent code, or an early return before one) reports an error instead of
 // passing by chance. A thread that finishes leaves the barrier (arrive_and_drop), so such a kernel cannot hang.
+// A kernel's vector load asks CUDA_EMULATION_ALIGNED(pointer, bytes) first (only where this header defines it):
+// a GPU faults on a misaligned vector access while the host would quietly run it, so a misaligned address is
+// recorded, the load skipped, and the launch reports the error.
 //
 // What this cannot show is listed in kernels/README.md: warp-synchronous code, the GPU memory model beyond
 // barriers, occupancy, register and shared-memory limits, speed.
 #pragma once
 
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <tuple>
@@ -47,8 +52,18 @@ namespace cuda_emulation {
 
 inline std::barrier<>* block_barrier = nullptr;
 inline thread_local unsigned syncs_in_block = 0;
+inline std::atomic<bool> misaligned_access{false};
+
+// Whether `pointer` is a multiple of `bytes`; records the launch's fault where it is not.
+inline bool aligned(const void* pointer, std::size_t bytes) {
+    if (reinterpret_cast<std::uintptr_t>(pointer) % bytes == 0) return true;
+    misaligned_access.store(true, std::memory_order_relaxed);
+    return false;
+}
 
 }  // namespace cuda_emulation
+
+#define CUDA_EMULATION_ALIGNED(pointer, bytes) cuda_emulation::aligned((pointer), (bytes))
 
 inline void __syncthreads() {
     ++cuda_emulation::syncs_in_block;
@@ -62,6 +77,7 @@ enum LaunchStatus : int {
     LAUNCH_UNKNOWN_KERNEL = 1,
     LAUNCH_DIVERGENT_SYNCTHREADS = 2,
     LAUNCH_BAD_SHAPE = 3,
+    LAUNCH_MISALIGNED_ACCESS = 4,
 };
 
 inline std::mutex launch_lock;
@@ -84,6 +100,7 @@ int launch(void (*kernel)(Params...), dim3 grid, dim3 block, void** args) {
     blockDim = block;
     std::barrier<> barrier(threads);
     block_barrier = &barrier;
+    misaligned_access = false;
     // syncs[b * threads + t]: how many __syncthreads() thread t made in block b.
     std::vector<unsigned> syncs(blocks * threads, 0);
 
@@ -116,7 +133,7 @@ int launch(void (*kernel)(Params...), dim3 grid, dim3 block, void** args) {
             if (syncs[b * threads + t] != syncs[b * threads]) return LAUNCH_DIVERGENT_SYNCTHREADS;
         }
     }
-    return LAUNCH_OK;
+    return misaligned_access ? LAUNCH_MISALIGNED_ACCESS : LAUNCH_OK;
 }
 
 }  // namespace cuda_emulation

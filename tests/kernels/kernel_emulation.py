@@ -27,7 +27,8 @@ CXX_FLAGS = ("-std=c++20", "-O1", "-pthread", "-shared", "-fPIC", "-Wall", "-Wex
 GUARD_ELEMENTS = 64  # more than a tile row, so that an off-by-one-tile write lands in a guard
 GUARD_VALUE = 1234.5
 LAUNCH_ERRORS = {1: "unknown kernel name", 2: "threads of one block made different numbers of __syncthreads() calls",
-                 3: "invalid launch shape (0 or more than 1024 threads, or an empty grid)"}
+                 3: "invalid launch shape (0 or more than 1024 threads, or an empty grid)",
+                 4: "misaligned vector access (a GPU faults on it)"}
 
 
 def compiler() -> str | None:
@@ -121,6 +122,7 @@ class EmulatedLauncher:
             self._entries[family] = entry
         self._multiprocessors = multiprocessors
         self.launches: list = []  # (kernel, grid, block) of every launch, for tests of the launch shapes
+        self.last_arguments: list = []  # the (kind, value) arguments of the latest launch
         self._guarded: list = []  # the buffers of the outputs allocated since the last launch
 
     def multiprocessor_count(self) -> int:
@@ -161,6 +163,7 @@ class EmulatedLauncher:
         pointers = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
         family = "gemm" if kernel.startswith("gradcore::gemm<") else "elementwise"
         self.launches.append((kernel, tuple(grid), tuple(block)))
+        self.last_arguments = list(args)
         status = self._entries[family](kernel.encode(), *grid, *block, pointers)
         if status:
             raise RuntimeError(f"emulated launch of {kernel} failed: {LAUNCH_ERRORS.get(status, status)}")

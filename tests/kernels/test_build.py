@@ -75,3 +75,39 @@ def test_emulation_reports_a_barrier_that_not_every_thread_reaches(tmp_path: Pat
     run = ctypes.CDLL(str(tmp_path / "divergent.so")).run
     out = np.zeros(64, dtype=np.float32)
     assert run(out.ctypes.data_as(ctypes.c_void_p)) == 2  # LAUNCH_DIVERGENT_SYNCTHREADS, and no hang
+
+
+MISALIGNED = r"""
+struct alignas(16) Four {
+    float v[4];
+};
+__global__ void vector_load(const float* in, float* out) {
+    const float* p = in + threadIdx.x;  // thread 0 aligned, thread 1 one element off
+    Four f = {};
+    if (CUDA_EMULATION_ALIGNED(p, sizeof(Four))) f = *reinterpret_cast<const Four*>(p);
+    out[threadIdx.x] = f.v[0];
+}
+extern "C" int run(const float* in, float* out, unsigned threads) {
+    const float* i = in;
+    float* o = out;
+    void* args[] = {&i, &o};
+    return cuda_emulation::launch(&vector_load, dim3{1, 1, 1}, dim3{threads, 1, 1}, args);
+}
+"""
+
+
+def test_emulation_reports_a_misaligned_vector_access(tmp_path: Path):
+    cxx = kernel_emulation.compiler()
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    (tmp_path / "misaligned.cpp").write_text(MISALIGNED)
+    subprocess.run([cxx, *kernel_emulation.CXX_FLAGS, "-include", str(kernel_emulation.HEADER), "misaligned.cpp",
+                    "-o", "misaligned.so"], cwd=tmp_path, check=True)
+    run = ctypes.CDLL(str(tmp_path / "misaligned.so")).run
+    buffer = np.zeros(16, dtype=np.float32)
+    start = (-buffer.ctypes.data % 16) // 4  # the first 16-byte aligned element
+    out = np.zeros(2, dtype=np.float32)
+    pointer = ctypes.c_void_p
+    aligned = pointer(buffer.ctypes.data + 4 * start)
+    assert run(aligned, out.ctypes.data_as(pointer), ctypes.c_uint(1)) == 0
+    assert run(aligned, out.ctypes.data_as(pointer), ctypes.c_uint(2)) == 4  # LAUNCH_MISALIGNED_ACCESS
