@@ -31,6 +31,7 @@ __all__ = [
     "ACTIVATIONS",
     "BUILD_OPTIONS",
     "FAMILY_SOURCES",
+    "GEMM_PARAMETERS",
     "GEMM_TILES",
     "KERNEL_DIR",
     "NAME_EXPRESSIONS",
@@ -40,6 +41,7 @@ __all__ = [
     "clamp_forward",
     "default_launcher",
     "gemm",
+    "gemm_vector_widths",
     "linear_backward",
     "linear_forward",
     "name_expression",
@@ -293,6 +295,19 @@ def _contiguous(xp, array):
 
 # -- matrix products -------------------------------------------------------------------------------------
 
+#: The parameters of ``gradcore::gemm`` (kernels/gemm.cu) in their order; ``_launch_gemm`` builds its argument
+#: list by these names, and the tests read a launch's arguments back by them.
+GEMM_PARAMETERS = (
+    "a", "a_row", "a_col", "a_batch", "a_vector",
+    "b", "b_row", "b_col", "b_batch", "b_vector",
+    "c", "c_row", "c_batch", "m_size", "n_size", "k_size",
+    "bias", "preactivation", "activation", "saved", "saved_operand", "saved_activation", "low", "high", "row_sums",
+)
+
+_SAVED_OPERANDS = {"a": 0, "b": 1}
+_WIDEST_LOAD_BYTES = 16  # the widest load instruction: four floats or two doubles
+
+
 def choose_tile(m: int, n: int, dtype: str, multiprocessors: int) -> str:
     """Returns the largest tile configuration whose grid still fills every multiprocessor once.
 
@@ -305,6 +320,26 @@ def choose_tile(m: int, n: int, dtype: str, multiprocessors: int) -> str:
         if math.ceil(m / bm) * math.ceil(n / bn) >= multiprocessors:
             return name
     return list(tiles)[-1]
+
+
+def gemm_vector_widths(dtype: str, tile: str) -> tuple:
+    """Returns (A's, B's) vector width of a tile: how many elements one vector load of the GEMM reads.
+
+    The same rule as ``TileCopy::VECTOR`` in kernels/gemm.cu: the elements each thread copies per step
+    (tile area / threads), at most 16 bytes' worth. The tests check that the kernel agrees.
+    """
+    bm, bn, bk, tm, tn = GEMM_TILES[dtype][tile]
+    threads = (bm // tm) * (bn // tn)
+    widest = _WIDEST_LOAD_BYTES // np.dtype(dtype).itemsize
+    return min(bm * bk // threads, widest), min(bk * bn // threads, widest)
+
+
+def _address(array) -> int:
+    """Returns the address of an array's first element (numpy and the CuPy test double: the array interface;
+    CuPy: ``.data.ptr``)."""
+    if isinstance(array, np.ndarray):
+        return int(array.__array_interface__["data"][0])
+    return int(array.data.ptr)
 
 
 def _matrix_view(array, transpose: bool) -> tuple:
@@ -324,9 +359,44 @@ def _matrix_view(array, transpose: bool) -> tuple:
     return rows, cols, row_stride, col_stride, batch, batch_stride
 
 
+def _vector_width(array, *, operand: str, transpose: bool, width: int, saved=None) -> int:
+    """Returns ``width`` where the GEMM may copy this operand's tiles ``width`` elements at a time, else 1.
+
+    ``operand`` is "a" (op(array) is M x K) or "b" (K x N); ``saved`` is the prologue's tensor when it applies
+    to this operand (it is read at the same offsets, so it must be aligned too). The kernel walks along k when
+    k has stride 1, else along the other dimension (kernels/gemm.cu, TileCopy); a vector of ``width`` elements
+    along that dimension is one load when every vector starts at an aligned address and lies wholly inside or
+    outside the matrix: the walked dimension has stride 1 and an extent that is a multiple of ``width``, the
+    other stride and the batch stride are multiples of ``width``, and the pointers are aligned to
+    ``width`` elements.
+    """
+    if width <= 1:
+        return 1
+    rows, cols, row_stride, col_stride, batch, batch_stride = _matrix_view(array, transpose)
+    if operand == "a":  # op(A) is M x K: k runs along its columns
+        k_size, k_stride, x_size, x_stride = cols, col_stride, rows, row_stride
+    else:  # op(B) is K x N: k runs along its rows
+        k_size, k_stride, x_size, x_stride = rows, row_stride, cols, col_stride
+    if k_stride == 1:
+        extent, across = k_size, x_stride
+    elif x_stride == 1:
+        extent, across = x_size, k_stride
+    else:
+        return 1
+    if batch == 1:
+        batch_stride = 0  # the kernel is given 0: a batch of one is broadcast
+    if extent % width or across % width or batch_stride % width:
+        return 1
+    alignment = width * array.itemsize
+    if any(_address(x) % alignment for x in (array, saved) if x is not None):
+        return 1
+    return width
+
+
 def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, activation: str = "none",
                  low: float = -math.inf, high: float = math.inf, preactivation: bool = False,
-                 saved=None, saved_activation: str = "none", row_sums: bool = False, tile: str | None = None):
+                 saved=None, saved_activation: str = "none", saved_operand: str = "a", row_sums: bool = False,
+                 tile: str | None = None):
     """Launches one GEMM; returns (C, Z or None, row sums or None). See ``kernels/gemm.cu``."""
     xp = launcher.xp
     dtype = _dtype_name(a)
@@ -345,9 +415,18 @@ def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, act
         if bias.ndim != 1 or bias.shape[0] != n:
             raise ValueError(f"gradcore gemm: bias must have shape ({n},), got {tuple(bias.shape)}")
         bias = _contiguous(xp, bias)
-    # The kernel reads the saved tensor at A's offsets.
-    if saved is not None and (batches != 1 or saved.shape != a.shape or _element_strides(saved) != _element_strides(a)):
-        raise ValueError("gradcore gemm: the saved tensor must have A's shape and strides, batch 1")
+    if saved_operand not in _SAVED_OPERANDS:
+        raise ValueError(f"gradcore gemm: saved_operand must be 'a' or 'b', got {saved_operand!r}")
+    saved_activation_code = _activation_code(saved_activation)
+    if saved is not None:
+        # The kernel reads the saved tensor at the operand's own offsets.
+        target = a if saved_operand == "a" else b
+        if saved.shape != target.shape or _element_strides(saved) != _element_strides(target):
+            raise ValueError(f"gradcore gemm: the saved tensor must have the shape and strides of operand "
+                             f"{saved_operand} ({tuple(target.shape)}, {_element_strides(target)}), got "
+                             f"{tuple(saved.shape)}, {_element_strides(saved)}")
+        if saved_activation == "none":
+            saved = None  # the derivative is 1: nothing to read
     if row_sums and batches != 1:
         raise ValueError("gradcore gemm: row sums need a batch of 1")
 
@@ -364,34 +443,53 @@ def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, act
         if sums is not None:
             sums[...] = 0
         return out, z, sums
-    args = [
-        ("ptr", a), ("i64", a_row), ("i64", a_col), ("i64", a_batch),
-        ("ptr", b), ("i64", b_row), ("i64", b_col), ("i64", b_batch),
-        ("ptr", out), ("i64", n), ("i64", m * n if len(shape) == 3 else 0),
-        ("i64", m), ("i64", n), ("i64", k),
-        ("ptr", bias), ("ptr", z), ("i32", _activation_code(activation)),
-        ("ptr", saved), ("i32", _activation_code(saved_activation)),
-        ("T", low), ("T", high), ("ptr", sums),
-    ]
-    launcher.launch(name_expression("gemm", dtype, tile), grid, ((bm // tm) * (bn // tn), 1, 1), args,
-                    np.dtype(dtype))
+    a_width, b_width = gemm_vector_widths(dtype, tile)
+    a_vector = _vector_width(a, operand="a", transpose=trans_a, width=a_width,
+                             saved=saved if saved_operand == "a" else None) > 1
+    b_vector = _vector_width(b, operand="b", transpose=trans_b, width=b_width,
+                             saved=saved if saved_operand == "b" else None) > 1
+    arguments = {
+        "a": ("ptr", a), "a_row": ("i64", a_row), "a_col": ("i64", a_col), "a_batch": ("i64", a_batch),
+        "a_vector": ("i32", int(a_vector)),
+        "b": ("ptr", b), "b_row": ("i64", b_row), "b_col": ("i64", b_col), "b_batch": ("i64", b_batch),
+        "b_vector": ("i32", int(b_vector)),
+        "c": ("ptr", out), "c_row": ("i64", n), "c_batch": ("i64", m * n if len(shape) == 3 else 0),
+        "m_size": ("i64", m), "n_size": ("i64", n), "k_size": ("i64", k),
+        "bias": ("ptr", bias), "preactivation": ("ptr", z), "activation": ("i32", _activation_code(activation)),
+        "saved": ("ptr", saved), "saved_operand": ("i32", _SAVED_OPERANDS[saved_operand]),
+        "saved_activation": ("i32", saved_activation_code),
+        "low": ("T", low), "high": ("T", high), "row_sums": ("ptr", sums),
+    }
+    launcher.launch(name_expression("gemm", dtype, tile), grid, ((bm // tm) * (bn // tn), 1, 1),
+                    [arguments[name] for name in GEMM_PARAMETERS], np.dtype(dtype))
     return out, z, sums
 
 
 def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, bias=None, activation: str = "none",
          clamp_min: float | None = None, clamp_max: float | None = None, return_preactivation: bool = False,
-         tile: str | None = None, launcher=None):
+         saved=None, saved_activation: str = "none", saved_operand: str = "a", tile: str | None = None,
+         launcher=None):
     """Returns ``activation(op(a) @ op(b) + bias)``, op a transpose where asked (read in place, never copied).
 
     ``a`` and ``b`` are 2-d, or 3-d batches (a batch of one broadcasts); any strides are read as they are.
     ``activation`` is "none", "relu", "clamp" (with ``clamp_min``/``clamp_max``) or "sigmoid". With
-    ``return_preactivation`` the result is ``(out, op(a) @ op(b) + bias)``. ``tile`` forces a configuration of
-    ``GEMM_TILES`` (by default ``choose_tile`` picks one).
+    ``return_preactivation`` the result is ``(out, op(a) @ op(b) + bias)``.
+
+    The backward prologue: with ``saved``, the operand named by ``saved_operand`` ("a" or "b") is replaced by
+    ``operand * saved_activation'(saved)`` as it is loaded, the derivative being that of ``activation_backward``
+    (from the saved output for "relu" and "sigmoid", from the pre-activation for "clamp", with the same
+    ``clamp_min``/``clamp_max``). ``saved`` has that operand's shape and strides as passed, before op; e.g. for
+    ``h = clamp(x @ w1, min=0)``, the gradient of ``w1`` is
+    ``gemm(x, g, trans_a=True, saved=z, saved_activation="clamp", saved_operand="b", clamp_min=0)``.
+
+    ``tile`` forces a configuration of ``GEMM_TILES`` (by default ``choose_tile`` picks one). Operands that
+    are laid out for it are copied with vector loads (``_vector_width``); others element by element.
     """
     launcher = launcher or default_launcher()
     low, high = _bounds(clamp_min, clamp_max)
     out, z, _ = _launch_gemm(launcher, a, b, trans_a=trans_a, trans_b=trans_b, bias=bias, activation=activation,
-                             low=low, high=high, preactivation=return_preactivation, tile=tile)
+                             low=low, high=high, preactivation=return_preactivation, saved=saved,
+                             saved_activation=saved_activation, saved_operand=saved_operand, tile=tile)
     return (out, z) if return_preactivation else out
 
 

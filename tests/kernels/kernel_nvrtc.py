@@ -56,6 +56,14 @@ class Compiled:
     cubin: bytes
     lowered_names: dict  # name expression -> mangled symbol
     log: str
+    ptx: str = ""
+
+    def ptx_of(self, name: str) -> str:
+        """Returns the PTX of one instantiation (by its name expression): its .entry up to the next one."""
+        symbol = self.lowered_names[name]
+        start = self.ptx.index(f".entry {symbol}(")
+        end = self.ptx.find(".entry ", start + 1)
+        return self.ptx[start:] if end < 0 else self.ptx[start:end]
 
     def spill_bytes(self) -> dict:
         """Returns each kernel's spill-store bytes, read off ptxas's report (empty without the report)."""
@@ -64,7 +72,7 @@ class Compiled:
 
 
 def compile_family(nvrtc, family: str, arch: str) -> Compiled:
-    """Compiles one family with the loader's build options for ``arch`` (e.g. "sm_90") into a cubin."""
+    """Compiles one family with the loader's build options for ``arch`` (e.g. "sm_90") into a cubin (and PTX)."""
     program = nvrtc.createProgram(kernels.source(family), kernels.FAMILY_SOURCES[family], [], [])
     try:
         for name in kernels.NAME_EXPRESSIONS[family]:
@@ -76,6 +84,8 @@ def compile_family(nvrtc, family: str, arch: str) -> Compiled:
             raise AssertionError(f"NVRTC failed on {family} for {arch}:\n{nvrtc.getProgramLog(program)}") from exc
         log = nvrtc.getProgramLog(program)
         lowered = {name: nvrtc.getLoweredName(program, name) for name in kernels.NAME_EXPRESSIONS[family]}
-        return Compiled(nvrtc.getCUBIN(program), lowered, log)
+        ptx = nvrtc.getPTX(program)
+        ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+        return Compiled(nvrtc.getCUBIN(program), lowered, log, ptx.rstrip("\0"))
     finally:
         nvrtc.destroyProgram(program)

@@ -3,6 +3,7 @@ same source text and the same list of instantiations; and the emulation itself c
 from __future__ import annotations
 
 import ctypes
+import re
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,19 @@ def test_nvrtc_compiles_every_instantiation(nvrtc, family, arch):
     assert max(spills.values()) <= MAX_SPILL_BYTES, spills
 
 
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_gemm_vector_path_compiles_to_vector_loads(nvrtc, arch):
+    """The vector path's reads become single vector instructions (ld.global[.nc].v4.f32, .v2.f64, ...) of the
+    width the loader assumes; the emulation cannot show this, as the host runs any load."""
+    compiled = kernel_nvrtc.compile_family(nvrtc, "gemm", arch)
+    for dtype, tiles in kernels.GEMM_TILES.items():
+        bits = 8 * np.dtype(dtype).itemsize
+        for tile in tiles:
+            name = kernels.name_expression("gemm", dtype, tile)
+            widths = set(re.findall(rf"ld\.global(?:\.nc)?\.v(\d)\.f{bits}", compiled.ptx_of(name)))
+            assert widths == {str(w) for w in kernels.gemm_vector_widths(dtype, tile)}, (name, widths)
+
+
 def test_emulation_builds_without_warnings(emulation_build):
     _, log = emulation_build
     assert "warning" not in log, log
@@ -42,6 +56,16 @@ def test_every_source_documents_its_launch_shape():
     for name in kernels.FAMILY_SOURCES.values():
         text = (kernels.KERNEL_DIR / name).read_text()
         assert "Launch shape" in text and "One thread computes" in text, name
+
+
+def test_gemm_parameters_follow_the_kernel_signature():
+    """The loader builds the GEMM's argument list by the names of GEMM_PARAMETERS: they must be the kernel's
+    parameters, in its order (a swapped pair of like-typed arguments would compile and compute nonsense)."""
+    text = (kernels.KERNEL_DIR / "gemm.cu").read_text()
+    signature = re.search(r"\ngemm\((.*?)\)\s*(?://[^\n]*)?\n\{", text, re.DOTALL).group(1)
+    signature = re.sub(r"//[^\n]*", "", signature)
+    names = tuple(re.findall(r"(\w+)\s*(?:,|$)", signature.strip()))
+    assert names == kernels.GEMM_PARAMETERS
 
 
 def test_an_unknown_kernel_name_is_refused(launcher):

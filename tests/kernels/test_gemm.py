@@ -250,3 +250,253 @@ def test_wrong_arguments_fail_at_the_wrapper(launcher):
         kernels.gemm(a, np.ones((4, 2), dtype=np.float32), activation="tanh", launcher=launcher)
     with pytest.raises(TypeError, match="float32 or float64"):
         kernels.gemm(a.astype(np.int64), a.T.astype(np.int64), launcher=launcher)
+
+
+# -- vector loads ------------------------------------------------------------------------------------------
+# Where an operand is laid out for it, the GEMM copies its tiles in vectors of gemm_vector_widths elements
+# (8 or 16 bytes) instead of element by element. The checks below run both paths on the same products, read
+# the flags the wrapper passed back from the launch, and make the emulation fail on any misaligned vector.
+
+def vector_flags(launcher) -> tuple:
+    """(a_vector, b_vector) of the latest GEMM launch."""
+    arguments = dict(zip(kernels.GEMM_PARAMETERS, launcher.last_arguments))
+    return arguments["a_vector"][1], arguments["b_vector"][1]
+
+
+def stored(values: np.ndarray, alignment: int, *, shift: int = 0, row_pad: int = 0) -> np.ndarray:
+    """Returns a copy of the 2-d ``values`` at an address that is a multiple of ``alignment`` bytes but not of
+    twice that (so an operand passes for exactly that alignment), moved ``shift`` elements on, with rows
+    ``row_pad`` elements longer than needed. The buffer around it is NaN: a read past the matrix's last column
+    or row (a vector that sticks out) puts a NaN into the product."""
+    rows, cols = values.shape
+    line = cols + row_pad
+    itemsize = values.itemsize
+    buffer = np.full((rows + 2) * line + 4 * alignment // itemsize + shift, np.nan, dtype=values.dtype)
+    address = buffer.__array_interface__["data"][0]
+    start = ((alignment - address) % (2 * alignment)) // itemsize + shift
+    view = buffer[start:start + rows * line].reshape(rows, line)[:, :cols]
+    view[...] = values
+    assert (view.__array_interface__["data"][0] - shift * itemsize) % (2 * alignment) == alignment
+    return view
+
+
+def vector_operand(rng, rows: int, cols: int, dtype: str, transposed: bool, width: int, shift: int = 0,
+                   row_pad: int | None = None):
+    """``operand`` stored by ``stored`` for vectors of ``width`` elements; returns (array, op(array) in float64)."""
+    values, exact = operand(rng, rows, cols, dtype, transposed)
+    pad = width if row_pad is None else row_pad
+    return stored(values, width * values.itemsize, shift=shift, row_pad=pad), exact
+
+
+def vector_shape(width: int) -> tuple:
+    """(M, K, N): odd multiples of the vector width, so that a kernel with wider vectors than the wrapper
+    assumes would read past a matrix, and multiples of no tile."""
+    return 9 * width, 5 * width, 11 * width
+
+
+@pytest.mark.parametrize("dtype,tile", INSTANTIATIONS)
+@pytest.mark.parametrize("trans_a,trans_b", list(itertools.product([False, True], repeat=2)))
+@pytest.mark.parametrize("shift_a,shift_b", [(0, 0), (1, 0), (0, 1)], ids=["aligned", "a_off_by_one", "b_off_by_one"])
+def test_vector_loads_where_aligned_and_scalar_loads_elsewhere(launcher, dtype, tile, trans_a, trans_b, shift_a,
+                                                               shift_b):
+    a_width, b_width = kernels.gemm_vector_widths(dtype, tile)
+    width = max(a_width, b_width)
+    m, k, n = vector_shape(width)
+    rng = np.random.default_rng(21)
+    a, a64 = vector_operand(rng, m, k, dtype, trans_a, a_width, shift_a)
+    b, b64 = vector_operand(rng, k, n, dtype, trans_b, b_width, shift_b)
+    out = kernels.gemm(a, b, trans_a=trans_a, trans_b=trans_b, tile=tile, launcher=launcher)
+    assert_within(out, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype, f"{tile} {dtype} vector loads")
+    # An operand one element off its alignment takes the scalar path; an aligned one the vector path.
+    assert vector_flags(launcher) == (int(shift_a == 0), int(shift_b == 0))
+
+
+# Layouts that the vector path must refuse: rows whose length is not a multiple of the width, an extent along
+# the contiguous dimension that is not one, and no contiguous dimension at all.
+REFUSED_LAYOUTS = ["odd_row_stride", "odd_extent", "no_unit_stride"]
+
+
+@pytest.mark.parametrize("dtype,tile", INSTANTIATIONS)
+@pytest.mark.parametrize("layout", REFUSED_LAYOUTS)
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_layouts_that_do_not_fit_vectors_take_the_scalar_path(launcher, dtype, tile, layout, which):
+    widths = dict(zip("ab", kernels.gemm_vector_widths(dtype, tile)))
+    m, k, n = vector_shape(max(widths.values()))
+    if layout == "odd_extent":
+        k += 1  # the contiguous dimension of a plain A and of a transposed B
+    rng = np.random.default_rng(22)
+    shapes = {"a": (m, k), "b": (k, n)}
+    arrays = {}
+    for name in "ab":
+        rows, cols = shapes[name]
+        transposed = name == "b" and layout == "odd_extent"  # B's k contiguous: k is the extent that is odd
+        if name == which and layout == "no_unit_stride":
+            values, exact = operand(rng, rows, 2 * cols, dtype, False)
+            arrays[name] = (stored(values, 64)[:, ::2], exact[:, ::2])
+        elif name == which and layout == "odd_row_stride":
+            arrays[name] = vector_operand(rng, rows, cols, dtype, False, widths[name], row_pad=1)
+        else:
+            array, exact = vector_operand(rng, rows, cols, dtype, transposed, widths[name])
+            arrays[name] = (array.T if transposed else array), exact
+    (a, a64), (b, b64) = arrays["a"], arrays["b"]
+    out = kernels.gemm(a, b, tile=tile, launcher=launcher)
+    assert_within(out, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype, f"{layout} {which}")
+    expected = {"a": 1, "b": 1}
+    expected[which] = 0
+    if layout == "odd_extent":
+        expected = {"a": 0, "b": 0}  # k is the contiguous dimension of both here
+    assert vector_flags(launcher) == (expected["a"], expected["b"])
+
+
+def test_vector_widths_of_the_tiles():
+    # 16 bytes where a thread copies that many elements per step, fewer where it copies fewer.
+    assert {(dtype, tile): kernels.gemm_vector_widths(dtype, tile) for dtype, tile in INSTANTIATIONS} == {
+        ("float32", "large"): (4, 4), ("float32", "medium"): (2, 2), ("float32", "small"): (4, 4),
+        ("float64", "large"): (2, 2), ("float64", "small"): (2, 2)}
+
+
+def test_vector_width_decision():
+    width = 4
+    plain = stored(np.ones((8, 12), np.float32), 16)
+    assert kernels._vector_width(plain, operand="a", transpose=False, width=width) == 4  # along k
+    assert kernels._vector_width(plain, operand="b", transpose=False, width=width) == 4  # along n
+    assert kernels._vector_width(plain.T, operand="a", transpose=False, width=width) == 4  # along m
+    assert kernels._vector_width(plain, operand="a", transpose=True, width=width) == 4
+    assert kernels._vector_width(plain, operand="a", transpose=False, width=1) == 1
+    # The pointer, or the saved tensor's pointer, off by one element.
+    shifted = stored(np.ones((8, 12), np.float32), 16, shift=1)
+    assert kernels._vector_width(shifted, operand="a", transpose=False, width=width) == 1
+    assert kernels._vector_width(plain, operand="a", transpose=False, width=width, saved=shifted) == 1
+    # 8-byte alignment is enough for vectors of two floats, not of four.
+    eight = stored(np.ones((8, 12), np.float32), 8)
+    assert kernels._vector_width(eight, operand="a", transpose=False, width=2) == 2
+    assert kernels._vector_width(eight, operand="a", transpose=False, width=4) == 1
+    # Rows of 13, an extent of 10, no unit stride.
+    assert kernels._vector_width(stored(np.ones((8, 12), np.float32), 16, row_pad=1), operand="a",
+                                 transpose=False, width=width) == 1
+    assert kernels._vector_width(stored(np.ones((8, 10), np.float32), 16), operand="a", transpose=False,
+                                 width=width) == 1
+    assert kernels._vector_width(plain[:, ::2], operand="a", transpose=False, width=2) == 1
+    # A batch stride that is not a multiple of the width refuses; a batch of one is broadcast (stride 0).
+    flat = stored(np.ones((1, 3 * 8 * 12 + 2), np.float32), 16)[0]
+    odd_batches = np.lib.stride_tricks.as_strided(flat, (3, 8, 12), (4 * (8 * 12 + 1), 4 * 12, 4))
+    assert kernels._vector_width(odd_batches, operand="a", transpose=False, width=width) == 1
+    assert kernels._vector_width(odd_batches[:1], operand="a", transpose=False, width=width) == 4
+
+
+@pytest.mark.parametrize("dtype,tile", INSTANTIATIONS)
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_the_flag_really_switches_the_kernel_to_vector_loads(launcher, monkeypatch, dtype, tile, which):
+    """Forced onto a misaligned operand, the vector path makes the emulation report the misaligned access a
+    GPU would fault on: so the flag reaches the kernel, the kernel's vector loads run, and the alignment the
+    wrapper checks for is the one the kernel needs."""
+    widths = dict(zip("ab", kernels.gemm_vector_widths(dtype, tile)))
+    m, k, n = vector_shape(max(widths.values()))
+    rng = np.random.default_rng(23)
+    a, _ = vector_operand(rng, m, k, dtype, False, widths["a"], shift=int(which == "a"))
+    b, _ = vector_operand(rng, k, n, dtype, False, widths["b"], shift=int(which == "b"))
+    monkeypatch.setattr(kernels, "_vector_width", lambda array, *, width, **_: width)
+    with pytest.raises(RuntimeError, match="misaligned"):
+        kernels.gemm(a, b, tile=tile, launcher=launcher)
+
+
+# -- the prologue on either operand ------------------------------------------------------------------------
+
+def saved_values(rng, shape, dtype: str, activation: str) -> np.ndarray:
+    """What the forward pass saves for ``activation``: relu's output (exact zeros among it), sigmoid's output,
+    clamp's pre-activation (values on both bounds among it)."""
+    z = rng.standard_normal(shape)
+    if activation == "relu":
+        return np.maximum(z, 0).astype(dtype)
+    if activation == "sigmoid":
+        return (1 / (1 + np.exp(-z))).astype(dtype)
+    z.reshape(-1)[:2] = CLAMP
+    return z.astype(dtype)
+
+
+def derivative_applied(values64, saved, activation: str, dtype: str):
+    """values * activation'(saved) in float64, with the clamp bounds as the kernel receives them (in dtype)."""
+    s = saved.astype(np.float64)
+    if activation == "relu":
+        return np.where(s <= 0, 0.0, values64)
+    if activation == "clamp":
+        low, high = (float(np.asarray(bound, dtype=dtype)) for bound in CLAMP)
+        return np.where((s >= low) & (s <= high), values64, 0.0)
+    if activation == "sigmoid":
+        return values64 * (1 - s) * s
+    return values64
+
+
+@pytest.mark.parametrize("dtype", list(kernels.GEMM_TILES))
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("saved_operand", ["a", "b"])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("shift", [0, 1], ids=["vector", "scalar"])
+def test_prologue_on_either_operand(launcher, dtype, activation, saved_operand, transposed, shift):
+    tile = list(kernels.GEMM_TILES[dtype])[-1]
+    widths = dict(zip("ab", kernels.gemm_vector_widths(dtype, tile)))
+    m, k, n = vector_shape(max(widths.values()))
+    rng = np.random.default_rng(31)
+    trans = {"a": transposed and saved_operand == "a", "b": transposed and saved_operand == "b"}
+    a, a64 = vector_operand(rng, m, k, dtype, trans["a"], widths["a"])
+    b, b64 = vector_operand(rng, k, n, dtype, trans["b"], widths["b"])
+    target = a if saved_operand == "a" else b
+    # saved has the operand's shape and strides as passed (before op); shift 1 misaligns it alone.
+    saved = stored(saved_values(rng, target.shape, dtype, activation), widths[saved_operand] * target.itemsize,
+                   shift=shift, row_pad=target.strides[0] // target.itemsize - target.shape[1])
+    saved_op = saved.T if trans[saved_operand] else saved
+    clamp = {"clamp_min": CLAMP[0], "clamp_max": CLAMP[1]} if activation == "clamp" else {}
+    out = kernels.gemm(a, b, trans_a=trans["a"], trans_b=trans["b"], saved=saved, saved_activation=activation,
+                       saved_operand=saved_operand, tile=tile, launcher=launcher, **clamp)
+    if saved_operand == "a":
+        a64 = derivative_applied(a64, saved_op, activation, dtype)
+    else:
+        b64 = derivative_applied(b64, saved_op, activation, dtype)
+    assert_within(out, a64 @ b64, np.abs(a64) @ np.abs(b64), k + 3, dtype, f"prologue on {saved_operand}")
+    expected = {"a": 1, "b": 1}
+    expected[saved_operand] = int(shift == 0 or activation == "none")  # "none" reads no saved tensor
+    assert vector_flags(launcher) == (expected["a"], expected["b"])
+
+
+@pytest.mark.parametrize("dtype", list(kernels.GEMM_TILES))
+def test_mm_backward_with_the_clamp_derivative_on_the_right(launcher, dtype):
+    """h = clamp(x @ w1, min=0): the gradient of w1 is x.T @ (g * clamp'(z)), the factor on the right operand."""
+    rng = np.random.default_rng(32)
+    x = rng.standard_normal((37, 19)).astype(dtype)
+    w1 = rng.standard_normal((19, 23)).astype(dtype)
+    z = kernels.gemm(x, w1, launcher=launcher)
+    g = rng.standard_normal((37, 23)).astype(dtype)
+    grad_w1 = kernels.gemm(x, g, trans_a=True, saved=z, saved_activation="clamp", saved_operand="b", clamp_min=0,
+                           launcher=launcher)
+    d_z = np.where(z >= 0, g, 0).astype(np.float64)
+    x64 = x.astype(np.float64)
+    assert_within(grad_w1, x64.T @ d_z, np.abs(x64.T) @ np.abs(d_z), 37, dtype, "grad w1")
+
+
+@pytest.mark.parametrize("saved_operand", ["a", "b"])
+def test_prologue_over_a_broadcast_batch(launcher, saved_operand):
+    rng = np.random.default_rng(33)
+    a = rng.standard_normal((3, 9, 14))
+    b = rng.standard_normal((1, 14, 6))
+    target = a if saved_operand == "a" else b
+    saved = saved_values(rng, target.shape, "float64", "sigmoid")
+    out = kernels.gemm(a, b, saved=saved, saved_activation="sigmoid", saved_operand=saved_operand,
+                       launcher=launcher)
+    if saved_operand == "a":
+        a = a * (1 - saved) * saved
+    else:
+        b = b * (1 - saved) * saved
+    assert_within(out, a @ b, np.abs(a) @ np.abs(b), 14 + 3, "float64", "batched prologue")
+
+
+def test_wrong_prologue_arguments_fail_at_the_wrapper(launcher):
+    a = np.ones((3, 4), dtype=np.float32)
+    b = np.ones((4, 5), dtype=np.float32)
+    with pytest.raises(ValueError, match="saved_operand"):
+        kernels.gemm(a, b, saved=a, saved_activation="relu", saved_operand="c", launcher=launcher)
+    with pytest.raises(ValueError, match="shape and strides of operand b"):
+        kernels.gemm(a, b, saved=a, saved_activation="relu", saved_operand="b", launcher=launcher)
+    with pytest.raises(ValueError, match="shape and strides of operand a"):
+        kernels.gemm(a, b, saved=np.asfortranarray(a), saved_activation="relu", launcher=launcher)
+    with pytest.raises(ValueError, match="activation"):
+        kernels.gemm(a, b, saved=a, saved_activation="tanh", launcher=launcher)
