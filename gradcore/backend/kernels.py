@@ -6,11 +6,12 @@ compiled module in its on-disk cache, keyed by the source text and the options, 
 without compiling. Everything that decides how a kernel is built lives here: ``BUILD_OPTIONS``, the families and
 their instantiations (``NAME_EXPRESSIONS``), the GEMM tile table (``GEMM_TILES``).
 
-The wrappers (``gemm``, ``linear_forward``, ``linear_backward``, ``clamp_forward``, ...) take CuPy arrays and
-return CuPy arrays. They compute every launch's grid, block and argument list in Python and hand them to a
-*launcher*: ``CupyLauncher`` on a GPU; the tests pass a launcher that runs the same sources on the CPU through
-``kernels/emulation`` (``tests/kernels/kernel_emulation.py``), so that the code computing grids, strides and
-arguments is tested together with the kernels. Importing this module needs neither CuPy nor a GPU.
+The wrappers (``gemm``, ``linear_forward``, ``linear_backward``, ``bias_activation``, ``activation_backward``,
+``clamp_forward``, ...) take CuPy arrays and return CuPy arrays. They compute every launch's grid, block and
+argument list in Python and hand them to a *launcher*: ``CupyLauncher`` on a GPU; the tests pass a launcher that
+runs the same sources on the CPU through ``kernels/emulation`` (``tests/kernels/kernel_emulation.py``), so that
+the code computing grids, strides and arguments is tested together with the kernels. Importing this module needs
+neither CuPy nor a GPU.
 
 The ops (``gradcore/ops``) take their kernel paths where ``runs_on(array)`` gives a launcher: for float32 and
 float64 CuPy arrays on the current device, and for arrays of a type that the tests installed a launcher for with
@@ -36,6 +37,8 @@ __all__ = [
     "KERNEL_DIR",
     "NAME_EXPRESSIONS",
     "CupyLauncher",
+    "activation_backward",
+    "bias_activation",
     "choose_tile",
     "clamp_backward",
     "clamp_forward",
@@ -73,7 +76,8 @@ GEMM_TILES = {
 }
 
 _C_TYPES = {"float32": "float", "float64": "double"}
-_ELEMENTWISE_KERNELS = ("clamp_forward", "clamp_backward", "relu_backward", "sigmoid_forward", "sigmoid_backward")
+_ELEMENTWISE_KERNELS = ("clamp_forward", "clamp_backward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
+                        "bias_activation", "activation_backward")
 
 #: The source file of each family.
 FAMILY_SOURCES = {"gemm": "gemm.cu", "elementwise": "elementwise.cu"}
@@ -517,7 +521,8 @@ def linear_backward(grad, x, weight, saved=None, activation: str = "none", clamp
 
     The activation's derivative is applied to ``grad`` as each GEMM loads it, so dZ = grad * activation'(saved)
     is never written to memory: grad_x = dZ @ weight, grad_weight = dZ.T @ x, and grad_bias (the column sums of
-    dZ) is summed by the grad_weight launch from the tiles it loads anyway.
+    dZ) is summed by the grad_weight launch from the tiles it loads anyway. Without a grad_weight launch,
+    grad_bias takes one pass of ``activation_backward``'s kernel, which sums the columns without storing dZ.
     """
     launcher = launcher or default_launcher()
     xp = launcher.xp
@@ -537,9 +542,7 @@ def linear_backward(grad, x, weight, saved=None, activation: str = "none", clamp
     if need_w:
         grad_w, _, grad_b = _launch_gemm(launcher, grad, x, trans_a=True, trans_b=False, row_sums=need_b, **common)
     elif need_b:
-        # No grad_weight launch to ride on: dZ through the elementwise kernel, then a plain column sum.
-        d_z = grad if saved is None else _activation_backward(launcher, grad, saved, activation, low, high)
-        grad_b = d_z.sum(axis=0)
+        _, grad_b = _activation_backward_with_sums(launcher, grad, saved, activation, low, high, keep_dz=False)
     return grad_x, grad_w, grad_b if need_b else None
 
 
@@ -561,11 +564,17 @@ def _elementwise(launcher, kernel: str, inputs: Sequence, scalars: Sequence[floa
     n = out.size
     if n == 0:
         return out
-    blocks = min(math.ceil(n / ELEMENTWISE_THREADS), launcher.multiprocessor_count() * _BLOCKS_PER_MULTIPROCESSOR)
     args = [("ptr", array) for array in inputs] + [("ptr", out), ("i64", n)] + [("T", s) for s in scalars]
-    launcher.launch(name_expression(kernel, dtype), (blocks, 1, 1), (ELEMENTWISE_THREADS, 1, 1), args,
-                    np.dtype(dtype))
+    launcher.launch(name_expression(kernel, dtype), _grid_stride_blocks(launcher, n), (ELEMENTWISE_THREADS, 1, 1),
+                    args, np.dtype(dtype))
     return out
+
+
+def _grid_stride_blocks(launcher, n: int) -> tuple:
+    """The grid of a grid-stride loop over n > 0 elements: one thread per element up to 16 blocks per
+    multiprocessor."""
+    return (min(math.ceil(n / ELEMENTWISE_THREADS), launcher.multiprocessor_count() * _BLOCKS_PER_MULTIPROCESSOR),
+            1, 1)
 
 
 def _activation_backward(launcher, grad, saved, activation: str, low: float, high: float):
@@ -576,6 +585,116 @@ def _activation_backward(launcher, grad, saved, activation: str, low: float, hig
     if activation == "sigmoid":
         return _elementwise(launcher, "sigmoid_backward", (grad, saved))
     return grad
+
+
+def _require_saved(activation: str, saved) -> None:
+    _activation_code(activation)
+    if activation != "none" and saved is None:
+        raise ValueError(f"gradcore kernels: the derivative of {activation!r} needs its saved tensor")
+
+
+COLUMN_SUM_THREADS = 256  # threads of an activation_backward block: COLUMN_SUM_THREADS in elementwise.cu
+
+
+def _column_sum_block(cols: int) -> tuple:
+    """Returns activation_backward's block (columns, rows) for a matrix of ``cols`` columns.
+
+    32 columns (a warp reads 32 consecutive elements of a row) where there are that many; fewer, and more rows
+    of threads, for narrow matrices, so that a 1000 x 3 gradient still keeps the block's threads busy. Both
+    sides are powers of two, as the kernel's tree sum needs, and depend on the shape alone: so does the order of
+    the additions, and the sums repeat bit for bit.
+    """
+    columns = min(32, 1 << max(cols - 1, 0).bit_length())
+    return columns, COLUMN_SUM_THREADS // columns
+
+
+def _activation_backward_with_sums(launcher, grad, saved, activation: str, low: float, high: float, *,
+                                   keep_dz: bool) -> tuple:
+    """One launch of ``activation_backward``'s kernel: returns (dz or None, column sums of dz)."""
+    xp = launcher.xp
+    dtype = _dtype_name(grad)
+    _same_dtype(dtype, saved)
+    _require_saved(activation, saved)
+    if grad.ndim != 2:
+        raise ValueError(f"gradcore activation_backward: column sums need a 2-d gradient, got {grad.ndim}-d")
+    if activation == "none":
+        saved = None  # the derivative is 1: nothing to read
+    elif saved.shape != grad.shape:
+        raise ValueError(f"gradcore activation_backward: shapes differ ({tuple(grad.shape)} and "
+                         f"{tuple(saved.shape)})")
+    grad = _contiguous(xp, grad)
+    saved = None if saved is None else _contiguous(xp, saved)
+    rows, cols = grad.shape
+    # For "none" dz is grad itself: the kernel only sums it.
+    dz = launcher.empty((rows, cols), dtype) if keep_dz and activation != "none" else None
+    sums = launcher.empty((cols,), dtype)
+    if rows == 0 or cols == 0:
+        sums[...] = 0
+    else:
+        block = _column_sum_block(cols)
+        args = [("ptr", grad), ("ptr", saved), ("ptr", dz), ("ptr", sums), ("i64", rows), ("i64", cols),
+                ("i32", _activation_code(activation)), ("T", low), ("T", high)]
+        launcher.launch(name_expression("activation_backward", dtype), (math.ceil(cols / block[0]), 1, 1),
+                        (*block, 1), args, np.dtype(dtype))
+    if keep_dz and dz is None:
+        dz = grad
+    return dz, sums
+
+
+def activation_backward(grad, saved, activation: str, clamp_min: float | None = None,
+                        clamp_max: float | None = None, *, column_sums: bool = False, launcher=None) -> tuple:
+    """Returns ``(dz, sums)``: ``dz = grad * activation'(saved)`` and, with ``column_sums``, ``dz.sum(axis=0)``.
+
+    ``saved`` is what ``linear_forward`` saves: the output for "relu" and "sigmoid", the pre-activation for
+    "clamp" (with ``clamp_min``/``clamp_max``); None is allowed for "none", whose dz is ``grad`` itself. The
+    derivatives are those of the GEMM's prologue (activation.cuh), masks selecting rather than multiplying.
+    With ``column_sums`` the gradient must be 2-d (M, N): one kernel writes dz and sums its N columns in the
+    same pass, deterministically (blocks own columns; no atomics), and ``sums`` has shape (N,); otherwise dz
+    comes from the elementwise kernel of the activation (any shape) and ``sums`` is None.
+    """
+    launcher = launcher or default_launcher()
+    low, high = _bounds(clamp_min, clamp_max)
+    if column_sums:
+        return _activation_backward_with_sums(launcher, grad, saved, activation, low, high, keep_dz=True)
+    _require_saved(activation, saved)
+    _same_dtype(_dtype_name(grad), saved)
+    return _activation_backward(launcher, grad, saved, activation, low, high), None
+
+
+def bias_activation(z, bias=None, activation: str = "none", clamp_min: float | None = None,
+                    clamp_max: float | None = None, *, launcher=None) -> tuple:
+    """Returns ``(y, saved)``: ``y = activation(z + bias)`` as a new array, in one pass, and what backward needs.
+
+    The epilogue of ``linear_forward`` for a product ``z`` (M, N) that cuBLAS computed: ``bias`` is (N,) or
+    None; ``saved`` is as ``linear_forward`` defines it: ``y`` for "relu" and "sigmoid", the pre-activation
+    ``z + bias`` for "clamp", None for "none". ``z`` may have any layout (it is copied to a contiguous array
+    if it is not one). For "clamp" with a bias the same pass stores ``z + bias`` into ``z`` (the contiguous
+    array, so the caller's own ``z`` where it was contiguous) and ``saved`` is that array: ``z`` is taken to
+    be a temporary product that nothing else reads.
+    """
+    launcher = launcher or default_launcher()
+    xp = launcher.xp
+    dtype = _dtype_name(z)
+    _same_dtype(dtype, bias)
+    code = _activation_code(activation)
+    low, high = _bounds(clamp_min, clamp_max)
+    if z.ndim != 2:
+        raise ValueError(f"gradcore bias_activation: z must be 2-d, got {z.ndim}-d")
+    rows, cols = z.shape
+    if bias is not None:
+        if bias.shape != (cols,):
+            raise ValueError(f"gradcore bias_activation: bias must have shape ({cols},), got {tuple(bias.shape)}")
+        bias = _contiguous(xp, bias)
+    z = _contiguous(xp, z)
+    y = launcher.empty((rows, cols), dtype)
+    write_z = activation == "clamp" and bias is not None
+    if z.size:
+        args = [("ptr", z), ("ptr", bias), ("ptr", y), ("i64", rows), ("i64", cols), ("i32", code), ("T", low),
+                ("T", high), ("i32", int(write_z))]
+        launcher.launch(name_expression("bias_activation", dtype), _grid_stride_blocks(launcher, z.size),
+                        (ELEMENTWISE_THREADS, 1, 1), args, np.dtype(dtype))
+    saved = {"none": None, "clamp": z}.get(activation, y)
+    return y, saved
 
 
 def clamp_forward(x, clamp_min: float | None = None, clamp_max: float | None = None, *, launcher=None):
