@@ -15,31 +15,28 @@ from .grad_mode import state
 __all__ = ["run_backward"]
 
 
-def _collect(root_nodes: list) -> tuple[dict, list]:
-    """Counts, for every node reachable from the roots, how many edges lead into it; also returns them in discovery order."""
+def _collect(root_nodes: list) -> dict:
+    """Counts, for every node reachable from the roots, how many edges lead into it."""
     dependencies: dict = {}
-    order = []
-    seen = set(root_nodes)
+    roots = set(root_nodes)
     stack = list(root_nodes)
-    order.extend(root_nodes)
     while stack:
         node = stack.pop()
         for next_node, _ in node._edges:
             if next_node is None:
                 continue
-            dependencies[next_node] = dependencies.get(next_node, 0) + 1
-            if next_node not in seen:
-                seen.add(next_node)
+            count = dependencies.get(next_node, 0)
+            dependencies[next_node] = count + 1
+            if count == 0 and next_node not in roots:  # reached for the first time
                 stack.append(next_node)
-                order.append(next_node)
-    return dependencies, order
+    return dependencies
 
 
-def _needed_nodes(order: list, dependencies: dict, targets: set) -> set:
+def _needed_nodes(root_nodes: list, dependencies: dict, targets: set) -> set:
     """Returns the nodes from which some target node can be reached (the only ones worth running)."""
     remaining = dict(dependencies)
     topological = []
-    ready = [n for n in order if remaining.get(n, 0) == 0]
+    ready = [n for n in root_nodes if remaining.get(n, 0) == 0]  # every other node has an edge into it
     while ready:
         node = ready.pop()
         topological.append(node)
@@ -190,7 +187,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
     for node, _ in root_edges:
         if node not in root_nodes:
             root_nodes.append(node)
-    dependencies, order = _collect(root_nodes)
+    dependencies = _collect(root_nodes)
 
     capture: dict = {}  # (node, output_nr) -> position in inputs
     captured = None
@@ -200,7 +197,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
         for position, t in enumerate(inputs):
             capture.setdefault(_edge(t), []).append(position)
         targets = {node for node, _ in capture}
-        needed = _needed_nodes(order, dependencies, targets)
+        needed = _needed_nodes(root_nodes, dependencies, targets)
         # Only edges between nodes that run count as dependencies.
         dependencies = {}
         for node in needed:

@@ -226,7 +226,7 @@ class BackwardNode(Node):
         saved = self._saved
         if saved is None:
             return self._to_save
-        return tuple(s.unpack(self) if type(s) is _SavedTensor else s for s in saved)
+        return tuple([s.unpack(self) if s.__class__ is _SavedTensor else s for s in saved])
 
     def mark_dirty(self, *tensors) -> None:
         """Marks inputs that forward modified in place; they become outputs of this node."""
@@ -280,6 +280,8 @@ def _false(n: int, _cache: dict = {}) -> tuple:  # noqa: B006 - a deliberate per
 
 
 _TRUE = (True,)
+_FALSE = (False,)
+_NO_EDGE = (None, 0)  # the edge of an input that takes no gradient
 
 
 def _edge(t) -> tuple:
@@ -384,15 +386,19 @@ class Function(metaclass=_FunctionMeta):
 def _link(cls, ctx: BackwardNode, args: tuple) -> None:
     """Connects a new node to the nodes of the inputs that require grad."""
     n = cls.operands
-    if n is None and cls.builtin:
-        # One input (the usual built-in case): no per-argument loops.
+    if cls.builtin and (n is None or n == 2):
+        # One or two inputs (nearly every built-in op): no per-argument loops.
         a = args[0]
-        if isinstance(a, Tensor) and a._requires_grad:
-            ctx.needs_input_grad = _TRUE
-            ctx.next_functions = ctx._edges = (_edge(a),)
+        needs_a = isinstance(a, Tensor) and a._requires_grad
+        edge_a = _edge(a) if needs_a else _NO_EDGE
+        if n is None:
+            ctx.needs_input_grad = _TRUE if needs_a else _FALSE
+            ctx.next_functions = ctx._edges = (edge_a,)
         else:
-            ctx.needs_input_grad = _false(1)
-            ctx.next_functions = ctx._edges = ((None, 0),)
+            b = args[1]
+            needs_b = isinstance(b, Tensor) and b._requires_grad
+            ctx.needs_input_grad = (needs_a, needs_b)
+            ctx.next_functions = ctx._edges = (edge_a, _edge(b) if needs_b else _NO_EDGE)
         ctx.sequence_nr = _next_sequence_nr()
         return
     inputs = args if n == -1 or (n is None and not cls.builtin) else args[:n]
@@ -404,7 +410,7 @@ def _link(cls, ctx: BackwardNode, args: tuple) -> None:
             edges.append(_edge(a))
         else:
             needs.append(False)
-            edges.append((None, 0))
+            edges.append(_NO_EDGE)
     ctx.needs_input_grad = tuple(needs)
     edges = ctx._edges = tuple(edges)
     if cls.builtin:

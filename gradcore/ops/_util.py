@@ -69,8 +69,11 @@ def binary_operands(a, b):
             # A bool operand (a mask) needs no converted copy: the array library's loops take it as it is.
             return (da if da.dtype == np_dtype or da.dtype.kind == "b" else da.astype(np_dtype),
                     db if db.dtype == np_dtype or db.dtype.kind == "b" else db.astype(np_dtype), dtype)
-        da, scalar, dtype = _with_scalar(a, b)
-        return da, scalar, dtype
+        da = a._data
+        if b.__class__ is float and da.__class__ is _ndarray and da.dtype.kind == "f":
+            # The usual case of a float tensor and a Python float, as _with_scalar would: the array's dtype wins.
+            return da, b, from_numpy_dtype(da.dtype)
+        return _with_scalar(a, b)
     if isinstance(b, Tensor):
         db, scalar, dtype = _with_scalar(b, a)
         return scalar, db, dtype
