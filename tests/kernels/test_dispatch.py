@@ -139,6 +139,8 @@ def assert_seed_step_matches_the_cpu(dtype, tolerance: float) -> None:
 def test_seed_network_clamps_on_the_kernels_and_keeps_products_on_cublas(kernels_on_fake_cuda, dtype):
     assert linalg.GEMM_CROSSOVER_MACS == 0  # not measured on a GPU yet: every product stays with cuBLAS
     assert_seed_step_matches_the_cpu(dtype, TOLERANCE[dtype])
+    # The clamp's gradient goes to the first product only, which takes it pending and computes it with the
+    # clamp's own kernel before cuBLAS's product (the same pass; no bias gradient to sum with it).
     assert kernels_on_fake_cuda.counts == collections.Counter({"clamp_forward": 1, "clamp_backward": 1})
 
 
@@ -146,9 +148,9 @@ def test_seed_network_clamps_on_the_kernels_and_keeps_products_on_cublas(kernels
 def test_seed_network_below_the_crossover_runs_every_product_on_our_gemm(kernels_on_fake_cuda, monkeypatch, dtype):
     monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
     assert_seed_step_matches_the_cpu(dtype, TOLERANCE[dtype])
-    # Forward: two products. Backward: dW2 and dH of the second product, dW1 of the first (x needs no grad);
-    # the transposed operands are read in place.
-    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 5, "clamp_forward": 1, "clamp_backward": 1})
+    # Forward: two products. Backward: dW2 and dH of the second product, dW1 of the first (x needs no grad),
+    # into which the clamp's derivative is fused: no clamp_backward pass. Transposed operands are read in place.
+    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 5, "clamp_forward": 1})
 
 
 def mlp(last: str):
@@ -172,28 +174,157 @@ def assert_mlp_step_matches_the_cpu(last: str, dtype, tolerance: float) -> None:
         assert_close(cuda_value, cpu_value, tolerance)
 
 
-MLP_ACTIVATION_LAUNCHES = {
-    "relu": {"clamp_forward": 2, "relu_backward": 2},
-    "sigmoid": {"clamp_forward": 1, "relu_backward": 1, "sigmoid_forward": 1, "sigmoid_backward": 1},
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("last", ["relu", "sigmoid"])
+def test_sequential_fuses_each_linear_with_its_activation_above_the_crossover(kernels_on_fake_cuda, last, dtype):
+    assert_mlp_step_matches_the_cpu(last, dtype, TOLERANCE[dtype])
+    # Forward: cuBLAS's product, then bias and activation in one pass per layer. Backward: each layer gets its
+    # activation's gradient pending and computes it together with the bias gradient in one pass.
+    assert kernels_on_fake_cuda.counts == collections.Counter({"bias_activation": 2, "activation_backward": 2})
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("last", ["relu", "sigmoid"])
+def test_sequential_below_the_crossover_runs_each_layer_in_our_gemm_alone(kernels_on_fake_cuda, monkeypatch, last,
+                                                                          dtype):
+    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
+    assert_mlp_step_matches_the_cpu(last, dtype, TOLERANCE[dtype])
+    # Forward: one launch per layer, bias and activation in its epilogue. Backward: the activation's derivative is
+    # applied as the GEMMs load the gradient; the first layer's input needs no gradient, so dW with the bias
+    # gradient summed in the same launch; the second layer dX and dW (+ bias). Nothing else runs.
+    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 5})
+
+
+@pytest.mark.parametrize("last", ["relu", "sigmoid"])
+def test_sequential_fusion_records_the_graph_of_the_unfused_layers(kernels_on_fake_cuda, last):
+    names = {}
+    for device in ("cpu", "cuda"):
+        out = mlp(last).to(device)(gradcore.tensor(sample((5, 8), seed=8), dtype=gradcore.float32, device=device))
+        node, chain = out.grad_fn, []
+        while node is not None and node.name() != "AccumulateGrad":
+            chain.append(node.name())
+            node = node.next_functions[0][0]
+        names[device] = chain
+    assert names["cuda"] == names["cpu"] == [
+        "SigmoidBackward0" if last == "sigmoid" else "ReluBackward0", "AddmmBackward0", "ReluBackward0",
+        "AddmmBackward0",
+    ]
+    assert kernels_on_fake_cuda.counts["bias_activation"] == 2
+
+
+def test_sequential_does_not_fuse_a_layer_that_someone_watches(kernels_on_fake_cuda):
+    """A forward hook on the Linear sees its output, and a Linear subclass may compute something else: both keep
+    the layers apart (and give what the CPU gives)."""
+    seen = {}
+
+    class Scaled(nn.Linear):
+        def forward(self, input):
+            return super().forward(input) * 2
+
+    for device in ("cpu", "cuda"):
+        gradcore.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), Scaled(6, 3), nn.Sigmoid()).to(device)
+        model[0].register_forward_hook(lambda m, args, out, device=device: seen.__setitem__(device, host(out)))
+        x = gradcore.tensor(sample((5, 8), seed=8), dtype=gradcore.float32, device=device)
+        out = model(x)
+        out.sum().backward()
+        seen[device + " out"] = host(out)
+        seen[device + " grad"] = host(model[0].weight.grad)
+    for key in ("", " out", " grad"):
+        assert_close(seen["cuda" + key], seen["cpu" + key], TOLERANCE[gradcore.float32])
+    assert kernels_on_fake_cuda.counts["bias_activation"] == 0
+
+
+FUNCTIONAL = {
+    "relu": lambda x, w, b: nn.functional.relu(nn.functional.linear(x, w, b)),
+    "sigmoid": lambda x, w, b: nn.functional.linear(x, w, b).sigmoid(),
+    "clamp": lambda x, w, b: nn.functional.linear(x, w, b).clamp(-0.5, 0.5),
+    "no_bias_relu": lambda x, w, b: nn.functional.linear(x, w).relu() + b.sum(),
+    # mm and @ on a transposed view (read where it lies, also by the fused backward)
+    "mm_transposed_sigmoid": lambda x, w, b: x.mm(w.t()).sigmoid() + b.sum(),
+    "matmul_clamp": lambda x, w, b: (x @ w.t()).clamp(min=0) + b.sum(),
+}
+FORWARD_KERNEL = {"relu": "clamp_forward", "sigmoid": "sigmoid_forward", "clamp": "clamp_forward",
+                  "no_bias_relu": "clamp_forward", "mm_transposed_sigmoid": "sigmoid_forward",
+                  "matmul_clamp": "clamp_forward"}
+# With a bias the derivative and the bias gradient come from one pass (activation_backward); without one the
+# derivative is the activation's own elementwise kernel.
+BACKWARD_KERNEL = {"relu": "activation_backward", "sigmoid": "activation_backward", "clamp": "activation_backward",
+                   "no_bias_relu": "relu_backward", "mm_transposed_sigmoid": "sigmoid_backward",
+                   "matmul_clamp": "clamp_backward"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", list(FUNCTIONAL))
+def test_functional_linear_then_activation_fuses_the_backward(kernels_on_fake_cuda, name, dtype):
+    arrays = [sample((5, 8), seed=20), sample((6, 8), seed=21), sample((6,), seed=22)]
+    assert_same_as_cpu(FUNCTIONAL[name], arrays, dtype, TOLERANCE[dtype])
+    # Above the crossover: the activation's own backward op never runs; the product computes its derivative
+    # (and the bias gradient) in one pass before cuBLAS's products.
+    assert kernels_on_fake_cuda.counts == collections.Counter({FORWARD_KERNEL[name]: 1, BACKWARD_KERNEL[name]: 1})
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", list(FUNCTIONAL))
+def test_functional_linear_then_activation_below_the_crossover(kernels_on_fake_cuda, monkeypatch, name, dtype):
+    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
+    arrays = [sample((5, 8), seed=20), sample((6, 8), seed=21), sample((6,), seed=22)]
+    assert_same_as_cpu(FUNCTIONAL[name], arrays, dtype, TOLERANCE[dtype])
+    # Forward: the product (bias in its epilogue), then the activation. Backward: dX and dW (+ bias), the
+    # derivative applied as the GEMMs load the gradient.
+    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 3, FORWARD_KERNEL[name]: 1})
+
+
+WATCHED = {
+    # The pre-activation's gradient is asked for, or flows elsewhere too: it must exist, so no fusion.
+    "retain_grad": lambda h: (h.retain_grad(), h.relu())[1],
+    "hook": lambda h: (h.register_hook(lambda g: g * 3), h.relu())[1],
+    "second_reader": lambda h: h.relu() + h * 0.25,
+    "grad_fn_prehook": lambda h: (h.grad_fn.register_prehook(lambda gs: (gs[0] * 2,)), h.relu())[1],
 }
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("last", ["relu", "sigmoid"])
-def test_nn_linear_with_activations_runs_the_activation_kernels(kernels_on_fake_cuda, last, dtype):
-    assert_mlp_step_matches_the_cpu(last, dtype, TOLERANCE[dtype])
-    assert kernels_on_fake_cuda.counts == collections.Counter(MLP_ACTIVATION_LAUNCHES[last])
+@pytest.mark.parametrize("crossover", [0, ALL_PRODUCTS_ON_GEMM])
+@pytest.mark.parametrize("name", list(WATCHED))
+def test_an_activation_gradient_that_someone_else_reads_is_computed(kernels_on_fake_cuda, monkeypatch, name,
+                                                                    crossover):
+    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", crossover)
+    arrays = [sample((5, 8), seed=23), sample((6, 8), seed=24), sample((6,), seed=25)]
+    retained = {}
+
+    def code(x, w, b):
+        h = nn.functional.linear(x, w, b)
+        out = WATCHED[name](h)
+        retained[x.device.type] = h
+        return out
+
+    assert_same_as_cpu(code, arrays, gradcore.float64, TOLERANCE[gradcore.float64])
+    if name == "retain_grad":
+        assert_close(host(retained["cuda"].grad), host(retained["cpu"].grad), TOLERANCE[gradcore.float64])
+    assert kernels_on_fake_cuda.counts["relu_backward"] == 1
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("last", ["relu", "sigmoid"])
-def test_nn_linear_below_the_crossover_runs_linear_on_our_gemm(kernels_on_fake_cuda, monkeypatch, last, dtype):
-    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
-    assert_mlp_step_matches_the_cpu(last, dtype, TOLERANCE[dtype])
-    # Forward: one launch per layer (bias in the epilogue). Backward: the first layer's input needs no gradient,
-    # so dW with the bias gradient summed in the same launch; the second layer dX and dW (+ bias).
-    expected = collections.Counter({"gemm": 5, **MLP_ACTIVATION_LAUNCHES[last]})
-    assert kernels_on_fake_cuda.counts == expected
+def test_autograd_grad_of_the_pre_activation_is_computed(kernels_on_fake_cuda):
+    results = {}
+    for device in ("cpu", "cuda"):
+        x, w = (gradcore.tensor(sample(shape, seed), dtype=gradcore.float64, device=device, requires_grad=True)
+                for shape, seed in (((4, 6), 26), ((3, 6), 27)))
+        h = x.mm(w.t())
+        (gh, gw) = gradcore.autograd.grad(h.sigmoid().sum(), (h, w))
+        results[device] = [host(gh), host(gw)]
+    for cuda_value, cpu_value in zip(results["cuda"], results["cpu"]):
+        assert_close(cuda_value, cpu_value, TOLERANCE[gradcore.float64])
+    assert kernels_on_fake_cuda.counts["sigmoid_backward"] == 1
+
+
+def test_a_saved_output_changed_in_place_is_still_caught(kernels_on_fake_cuda):
+    x = gradcore.tensor(sample((4, 6), seed=28), device="cuda", requires_grad=True)
+    w = gradcore.tensor(sample((3, 6), seed=29), device="cuda", requires_grad=True)
+    y = nn.functional.linear(x, w).relu()
+    with gradcore.no_grad():
+        y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
 
 
 def test_linear_double_backward_below_the_crossover_matches_the_cpu(kernels_on_fake_cuda, monkeypatch):
