@@ -5,8 +5,9 @@ Figures (float32 unless stated; each time the median of CUDA-event timings after
 
 (a) GEMM: our kernel (the tile ``choose_tile`` picks, and every tile, for the crossover) vs ``cupy.matmul``
     (cuBLAS, FP32: ``CUPY_TF32`` is forced to 0) on MLP shapes and 4096^3. Target: >= 0.8 of cuBLAS at 4096^3.
-(b) Fused Linear+ReLU and Linear+sigmoid, forward + backward (``linear_forward``/``linear_backward``) vs cuBLAS
-    plus separate elementwise kernels (our single-pass ones, and the CuPy expressions gradcore uses today).
+(b) Fused Linear+ReLU and Linear+sigmoid, forward + backward (``linear_forward``/``linear_backward``), and
+    cuBLAS with our one-pass epilogue (``bias_activation``/``activation_backward``, gradcore's path above the
+    GEMM crossover), vs cuBLAS plus separate elementwise kernels (our single-pass ones, and CuPy expressions).
     Target: >= 1.3x faster than the unfused cuBLAS path on MLP shapes.
 (c) clamp and sigmoid forward/backward bandwidth (bytes read + written per second) vs a device-to-device copy
     of the same bytes. Target: >= 0.85 of copy bandwidth.
@@ -138,6 +139,14 @@ def _fused_linear(kernels, x, w, b, g, activation):
     return (y, *kernels.linear_backward(g, x, w, saved, activation))
 
 
+def _cublas_with_our_epilogue(kernels, x, w, b, g, activation):
+    """gradcore's path above the GEMM crossover: cuBLAS products, bias + activation in one pass, the derivative
+    and the bias gradient in one pass."""
+    y, saved = kernels.bias_activation(x @ w.T, b, activation)
+    d_z, d_b = kernels.activation_backward(g, saved, activation, column_sums=True)
+    return y, d_z @ w, d_z.T @ x, d_b
+
+
 def _unfused_linear_our_elementwise(kernels, x, w, b, g, activation):
     z = x @ w.T + b
     if activation == "relu":
@@ -168,8 +177,10 @@ def figure_fused_linear(args, kernels, cupy) -> None:
     if not args.quick:
         shapes += [(4096, 784, 1024), (4096, 1024, 1024)]
     rng = cupy.random.default_rng(1)
-    say(f"{'batch x in -> out':>20} {'act':>8} {'fused ms':>9} {'cuBLAS+ours':>12} {'x':>5} "
-        f"{'cuBLAS+CuPy':>12} {'x':>5}")
+    say("fused: our GEMM with epilogue/prologue; cuBLAS+epi: cuBLAS with our one-pass epilogue and backward pass;"
+        " cuBLAS+ours / cuBLAS+CuPy: unfused, our elementwise kernels / CuPy expressions")
+    say(f"{'batch x in -> out':>20} {'act':>8} {'fused ms':>9} {'cuBLAS+epi':>11} {'x':>5} {'cuBLAS+ours':>12} "
+        f"{'x':>5} {'cuBLAS+CuPy':>12} {'x':>5}")
     for m, k, n in shapes:
         x = rng.standard_normal((m, k), dtype=cupy.float32)
         w = rng.standard_normal((n, k), dtype=cupy.float32) / k ** 0.5
@@ -177,19 +188,26 @@ def figure_fused_linear(args, kernels, cupy) -> None:
         g = rng.standard_normal((m, n), dtype=cupy.float32)
         for activation in ("relu", "sigmoid"):
             fused = functools.partial(_fused_linear, kernels, x, w, b, g, activation)
+            epilogue = functools.partial(_cublas_with_our_epilogue, kernels, x, w, b, g, activation)
             unfused_ours = functools.partial(_unfused_linear_our_elementwise, kernels, x, w, b, g, activation)
             unfused_cupy = functools.partial(_unfused_linear_cupy, cupy, x, w, b, g, activation)
             name = f"linear_{activation}_{m}x{k}x{n}"
-            if not checked(name, list(zip(fused(), unfused_ours())), 1e-5):
+            reference = unfused_ours()
+            if not (checked(name, list(zip(fused(), reference)), 1e-5)
+                    and checked(name + "_cublas_epilogue", list(zip(epilogue(), reference)), 1e-5)):
                 continue
             repeats = args.repeats or 30
             t_fused = time_gpu(fused, repeats)
+            t_epilogue = time_gpu(epilogue, repeats)
             t_ours = time_gpu(unfused_ours, repeats)
             t_cupy = time_gpu(unfused_cupy, repeats)
-            say(f"{f'{m}x{k}->{n}':>20} {activation:>8} {t_fused:9.4f} {t_ours:12.4f} {t_ours / t_fused:5.2f} "
-                f"{t_cupy:12.4f} {t_cupy / t_fused:5.2f}")
-            record(name, fused_ms=t_fused, cublas_plus_our_elementwise_ms=t_ours, cublas_plus_cupy_ms=t_cupy,
-                   speedup_vs_ours=t_ours / t_fused, speedup_vs_cupy=t_cupy / t_fused)
+            say(f"{f'{m}x{k}->{n}':>20} {activation:>8} {t_fused:9.4f} {t_epilogue:11.4f} "
+                f"{t_cupy / t_epilogue:5.2f} {t_ours:12.4f} {t_ours / t_fused:5.2f} {t_cupy:12.4f} "
+                f"{t_cupy / t_fused:5.2f}")
+            record(name, fused_ms=t_fused, cublas_with_our_epilogue_ms=t_epilogue,
+                   cublas_plus_our_elementwise_ms=t_ours, cublas_plus_cupy_ms=t_cupy,
+                   speedup_vs_ours=t_ours / t_fused, speedup_vs_cupy=t_cupy / t_fused,
+                   epilogue_speedup_vs_cupy=t_cupy / t_epilogue)
 
 
 # -- (c) elementwise bandwidth -------------------------------------------------------------------------
