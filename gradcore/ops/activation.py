@@ -214,22 +214,21 @@ class _Epilogue:
         self.output = None
 
 
-class ReluOfLinear(Relu):
+class _OfLinear:
+    """The forward of an activation whose value Linear computed: it keeps that value as its saved output."""
+
+    @staticmethod
+    def forward(ctx, z, epilogue):
+        ctx.save_for_backward(epilogue.output)
+        return epilogue.output
+
+
+class ReluOfLinear(_OfLinear, Relu):
     node_name = "ReluBackward0"
 
-    @staticmethod
-    def forward(ctx, z, epilogue):
-        ctx.save_for_backward(epilogue.output)
-        return epilogue.output
 
-
-class SigmoidOfLinear(Sigmoid):
+class SigmoidOfLinear(_OfLinear, Sigmoid):
     node_name = "SigmoidBackward0"
-
-    @staticmethod
-    def forward(ctx, z, epilogue):
-        ctx.save_for_backward(epilogue.output)
-        return epilogue.output
 
 
 def sigmoid(input):

@@ -89,14 +89,19 @@ extern "C" int run(float* out) {
 """
 
 
-def test_emulation_reports_a_barrier_that_not_every_thread_reaches(tmp_path: Path):
+def emulated_run(tmp_path: Path, name: str, text: str):
+    """Compiles ``text`` with the emulation header into a shared library; returns its ``run`` function."""
     cxx = kernel_emulation.compiler()
     if cxx is None:
         pytest.skip("no C++ compiler")
-    (tmp_path / "divergent.cpp").write_text(DIVERGENT)
-    subprocess.run([cxx, *kernel_emulation.CXX_FLAGS, "-include", str(kernel_emulation.HEADER), "divergent.cpp",
-                    "-o", "divergent.so"], cwd=tmp_path, check=True)
-    run = ctypes.CDLL(str(tmp_path / "divergent.so")).run
+    (tmp_path / f"{name}.cpp").write_text(text)
+    subprocess.run([cxx, *kernel_emulation.CXX_FLAGS, "-include", str(kernel_emulation.HEADER), f"{name}.cpp",
+                    "-o", f"{name}.so"], cwd=tmp_path, check=True)
+    return ctypes.CDLL(str(tmp_path / f"{name}.so")).run
+
+
+def test_emulation_reports_a_barrier_that_not_every_thread_reaches(tmp_path: Path):
+    run = emulated_run(tmp_path, "divergent", DIVERGENT)
     out = np.zeros(64, dtype=np.float32)
     assert run(out.ctypes.data_as(ctypes.c_void_p)) == 2  # LAUNCH_DIVERGENT_SYNCTHREADS, and no hang
 
@@ -121,13 +126,7 @@ extern "C" int run(const float* in, float* out, unsigned threads) {
 
 
 def test_emulation_reports_a_misaligned_vector_access(tmp_path: Path):
-    cxx = kernel_emulation.compiler()
-    if cxx is None:
-        pytest.skip("no C++ compiler")
-    (tmp_path / "misaligned.cpp").write_text(MISALIGNED)
-    subprocess.run([cxx, *kernel_emulation.CXX_FLAGS, "-include", str(kernel_emulation.HEADER), "misaligned.cpp",
-                    "-o", "misaligned.so"], cwd=tmp_path, check=True)
-    run = ctypes.CDLL(str(tmp_path / "misaligned.so")).run
+    run = emulated_run(tmp_path, "misaligned", MISALIGNED)
     buffer = np.zeros(16, dtype=np.float32)
     start = (-buffer.ctypes.data % 16) // 4  # the first 16-byte aligned element
     out = np.zeros(2, dtype=np.float32)
