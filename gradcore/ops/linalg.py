@@ -310,6 +310,12 @@ class Linear(Function):
                                             None if weight is None else weight._data,
                                             needs_input_grad=needs, launcher=launcher)
             return tuple(None if g is None else make_tensor(g) for g in grads)
+        if not is_grad_enabled() and grad.ndim == 2 and (ctx.bias_meta is None or ctx.bias_meta[0] == grad.shape[1:]):
+            # No graph to record (no create_graph): the array module's products, without the ops' nodes.
+            g = grad._data
+            return (make_tensor(g @ weight._data) if needs[0] else None,
+                    make_tensor(g.T @ x._data) if needs[1] else None,
+                    make_tensor(g.sum(0)) if needs[2] else None)
         grad_x = grad.matmul(weight) if needs[0] else None
         rows = grad.reshape(-1, grad.shape[-1]) if grad.ndim != 2 else grad
         grad_weight = rows.t().mm(x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x) if needs[1] else None
