@@ -7,8 +7,9 @@ from typing import Any, Callable
 
 from .. import creation
 from .._dtypes import float32
-from ..autograd.grad_mode import no_grad
-from .optimizer import Optimizer, ParamsT, addcdiv_, addcmul_, lerp_
+from ..backend import array_module
+from ..ops._util import quiet_float_errors
+from .optimizer import Optimizer, ParamsT, written
 from .sgd import _check_unsupported
 
 __all__ = ["Adam"]
@@ -80,38 +81,60 @@ class Adam(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform a single optimization step to update the parameters."""
         loss = self._evaluate_closure(closure)
-        with no_grad():
-            for group in self.param_groups:
-                lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-                weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
-                decoupled = group["decoupled_weight_decay"]
-                for param in group["params"]:
-                    if param.grad is None:
-                        continue
-                    grad = -param.grad if maximize else param.grad
-                    state = self._init_state(param, amsgrad)
-                    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                    state["step"] += 1
-                    step = state["step"].item()
+        # On the arrays (see optimizer.written), in the order of operations of the tensor ops that spell the
+        # update out: optimizer.lerp_, addcmul_ and addcdiv_.
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
+            decoupled = group["decoupled_weight_decay"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                p = param._data
+                grad = -param.grad._data if maximize else param.grad._data
+                state = self._init_state(param, amsgrad)
+                exp_avg, exp_avg_sq, step_t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+                step_t._data += 1
+                written(step_t)
+                step = step_t.item()
 
-                    if weight_decay != 0:
-                        if decoupled:
-                            param.mul_(1 - lr * weight_decay)
-                        else:
-                            grad = grad.add(param, alpha=weight_decay)
-
-                    lerp_(exp_avg, grad, 1 - beta1)
-                    addcmul_(exp_avg_sq.mul_(beta2), grad, grad, value=1 - beta2)
-
-                    bias_correction1 = 1 - beta1**step
-                    bias_correction2_sqrt = math.sqrt(1 - beta2**step)
-                    step_size = lr / bias_correction1
-                    if amsgrad:
-                        max_exp_avg_sq = state["max_exp_avg_sq"]
-                        max_exp_avg_sq.copy_(max_exp_avg_sq.maximum(exp_avg_sq))
-                        second_moment = max_exp_avg_sq
+                if weight_decay != 0:
+                    if decoupled:
+                        p *= 1 - lr * weight_decay
                     else:
-                        second_moment = exp_avg_sq
-                    denominator = (second_moment.sqrt() / bias_correction2_sqrt).add_(eps)
-                    addcdiv_(param, exp_avg, denominator, value=-step_size)
+                        grad = grad + p * weight_decay
+
+                # exp_avg moves a fraction 1 - beta1 of the way to grad (lerp_).
+                m, v = exp_avg._data, exp_avg_sq._data
+                weight = 1 - beta1
+                difference = grad - m
+                if abs(weight) < 0.5:
+                    difference *= weight
+                    m += difference
+                else:
+                    difference *= 1 - weight
+                    m[...] = grad - difference
+                v *= beta2
+                squared = grad * (1 - beta2)
+                squared *= grad
+                v += squared
+
+                bias_correction1 = 1 - beta1**step
+                bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+                step_size = lr / bias_correction1
+                if amsgrad:
+                    max_exp_avg_sq = state["max_exp_avg_sq"]
+                    xp = array_module(p)
+                    xp.maximum(max_exp_avg_sq._data, v, out=max_exp_avg_sq._data)
+                    written(max_exp_avg_sq)
+                    second_moment = max_exp_avg_sq._data
+                else:
+                    second_moment = v
+                with quiet_float_errors(p):
+                    denominator = array_module(p).sqrt(second_moment) / bias_correction2_sqrt
+                    denominator += eps
+                    update = m / denominator
+                update *= -step_size
+                p += update
+                written(param, exp_avg, exp_avg_sq)
         return loss

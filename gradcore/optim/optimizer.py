@@ -236,6 +236,18 @@ def _cast_state(param: Tensor, value: Any, key: Any = None) -> Any:
 
 
 # -- arithmetic shared by the optimizers ------------------------------------------------------------------
+# SGD and Adam update the parameters' and their state's arrays directly: a step records nothing, and the
+# same arithmetic through tensor ops would only add each op's bookkeeping. ``written`` then does what an
+# in-place op does for autograd.
+
+
+def written(*tensors: Tensor) -> None:
+    """Marks tensors whose arrays a step updated directly as changed in place (bumps their version), so that a
+    backward through a graph that saved one of them before the step refuses to run, as after an in-place op."""
+    for t in tensors:
+        t._version_counter.value += 1
+
+
 # The tensor class has no fused addcmul_/addcdiv_/lerp_, so these spell them out in the order of operations
 # of their definitions; they run under no_grad inside step().
 

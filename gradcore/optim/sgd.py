@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..autograd.grad_mode import no_grad
-from .optimizer import Optimizer, ParamsT
+from ..tensor import make_tensor
+from .optimizer import Optimizer, ParamsT, written
 
 __all__ = ["SGD"]
 
@@ -65,24 +65,29 @@ class SGD(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform a single optimization step to update the parameters."""
         loss = self._evaluate_closure(closure)
-        with no_grad():
-            for group in self.param_groups:
-                lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-                weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-                for param in group["params"]:
-                    if param.grad is None:
-                        continue
-                    grad = -param.grad if maximize else param.grad
-                    if weight_decay != 0:
-                        grad = grad.add(param, alpha=weight_decay)
-                    if momentum != 0:
-                        state = self.state[param]
-                        buffer = state.get("momentum_buffer")
-                        if buffer is None:
-                            # The first step has no history: the buffer starts as the gradient itself.
-                            buffer = state["momentum_buffer"] = grad.detach().clone()
-                        else:
-                            buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
-                        grad = grad.add(buffer, alpha=momentum) if nesterov else buffer
-                    param.add_(grad, alpha=-lr)
+        # On the arrays (see optimizer.written), in the order of operations of the tensor ops
+        # ``param.add_(grad, alpha=-lr)`` and friends.
+        for group in self.param_groups:
+            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                p = param._data
+                grad = -param.grad._data if maximize else param.grad._data
+                if weight_decay != 0:
+                    grad = grad + p * weight_decay
+                if momentum != 0:
+                    state = self.state[param]
+                    buffer = state.get("momentum_buffer")
+                    if buffer is None:
+                        # The first step has no history: the buffer starts as the gradient itself.
+                        buffer = state["momentum_buffer"] = make_tensor(grad.copy())
+                    else:
+                        buffer._data *= momentum
+                        buffer._data += grad if dampening == 0 else grad * (1 - dampening)
+                        written(buffer)
+                    grad = grad + buffer._data * momentum if nesterov else buffer._data
+                p += grad * -lr
+                written(param)
         return loss
