@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Run gradcore's CPU benchmarks: the entry point of ``python -m benchmarks`` and ``python benchmarks/run.py``.
+"""Run gradcore's CPU benchmarks: ``python -m benchmarks`` and ``python benchmarks/run.py`` come here.
 
-Every option goes to ``benchmarks/cpu.py`` unchanged (``--quick``, ``--workloads``, ``--repeats``, ``--threads``,
-``--out``, ``--impl-module``; ``--help`` lists them), and the exit status is its own. The repository root goes
+Every option goes to ``benchmarks/cpu.py`` unchanged (``--quick``, ``--workloads``, ``--repeats``,
+``--threads``, ``--out``, ``--impl-module``; ``--help`` lists them), and the exit status is its own. The repository root goes
 first on ``sys.path``, so the benchmarks measure this working tree whether or not gradcore is installed.
 
 Usage::

@@ -562,8 +562,8 @@ class Tensor:
             base = self._base
             if base is not None and base._requires_grad and base._grad_fn is None:
                 raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
-        strides, shape = self._data.strides, self._data.shape
-        if any(st == 0 and n > 1 for st, n in zip(strides, shape)):
+        strides = self._data.strides
+        if 0 in strides and any(st == 0 and n > 1 for st, n in zip(strides, self._data.shape)):
             raise RuntimeError(_util.OVERLAPPING_WRITE)
 
     def _inplace(self, compute, operands: tuple = (), fast=None, snapshot: bool = True) -> "Tensor":

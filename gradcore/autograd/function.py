@@ -483,16 +483,16 @@ def _save(to_save: tuple, outs: tuple, results: list) -> list:
     """Wraps what forward saved: inputs keep their version, outputs are kept by array (see _SavedTensor)."""
     saved = []
     for s in to_save:
-        for i, o in enumerate(outs):
-            if s is o and s is not None:
-                r = results[i]
-                saved.append(_SavedTensor(r, r._version_counter.value, i))
-                break
-        else:
-            if isinstance(s, Tensor):
-                saved.append(_SavedTensor(s, s._version_counter.value))
+        if s is not None:
+            for i, o in enumerate(outs):
+                if s is o:
+                    r = results[i]
+                    s = _SavedTensor(r, r._version_counter.value, i)
+                    break
             else:
-                saved.append(s)
+                if isinstance(s, Tensor):
+                    s = _SavedTensor(s, s._version_counter.value)
+        saved.append(s)
     return saved
 
 
