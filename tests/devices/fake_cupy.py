@@ -14,6 +14,8 @@ pool reports 0 bytes); peer copies between GPUs.
 """
 from __future__ import annotations
 
+import ctypes
+import time
 import types
 
 import numpy as np
@@ -52,6 +54,11 @@ class Device:
 class _Pointer:
     def __init__(self, ptr: int) -> None:
         self.ptr = ptr
+
+    def copy_from_device(self, src: _Pointer, size: int) -> None:
+        """Copies ``size`` bytes from another device pointer (``cupy.cuda.MemoryPointer.copy_from_device``;
+        unchecked, as there)."""
+        ctypes.memmove(self.ptr, src.ptr, size)
 
 
 class _FakeCudaCapsule:
@@ -213,6 +220,49 @@ class _RandomState:
         return _wrap(self._generator.permutation(n), None)
 
 
+class _Generator:
+    """``cupy.random.Generator`` (what ``cupy.random.default_rng`` returns): numpy's, on the current fake device."""
+
+    def __init__(self, seed=None) -> None:
+        self._generator = np.random.default_rng(seed)
+
+    def random(self, size=None, dtype=np.float64):
+        return _wrap(self._generator.random(size, dtype=dtype), None)
+
+    def standard_normal(self, size=None, dtype=np.float64):
+        return _wrap(self._generator.standard_normal(size, dtype=dtype), None)
+
+    def integers(self, low, high=None, size=None, dtype=np.int64):
+        return _wrap(self._generator.integers(low, high, size=size, dtype=dtype), None)
+
+
+class Event:
+    """``cupy.cuda.Event``: records the host clock (the double computes synchronously, so it has finished)."""
+
+    def __init__(self) -> None:
+        self._time = None
+
+    def record(self, stream=None) -> None:
+        self._time = time.perf_counter()
+
+    def synchronize(self) -> None:
+        pass
+
+
+def get_elapsed_time(start: Event, end: Event) -> float:
+    """Milliseconds between two recorded events (``cupy.cuda.get_elapsed_time``)."""
+    if start._time is None or end._time is None:
+        raise RuntimeError("cudaErrorInvalidResourceHandle: an event was not recorded")
+    return (end._time - start._time) * 1e3
+
+
+def _device_properties(index: int) -> dict:
+    """``cupy.cuda.runtime.getDeviceProperties``: the few fields a caller may print, for a pretend device."""
+    Device(index)  # an invalid ordinal raises, as on a GPU
+    return {"name": b"fake CUDA device (CuPy test double)", "major": 0, "minor": 0, "multiProcessorCount": 2,
+            "totalGlobalMem": 0}
+
+
 def _get_device_count() -> int:
     return _state["count"]
 
@@ -227,10 +277,13 @@ def _set_device(index: int) -> None:
 
 cuda = types.SimpleNamespace(
     Device=Device,
+    Event=Event,
+    get_elapsed_time=get_elapsed_time,
     runtime=types.SimpleNamespace(getDeviceCount=_get_device_count, getDevice=_get_device,
-                                  setDevice=_set_device),
+                                  setDevice=_set_device, getDeviceProperties=_device_properties,
+                                  driverGetVersion=lambda: 0, runtimeGetVersion=lambda: 0),
 )
-random = types.SimpleNamespace(RandomState=_RandomState)
+random = types.SimpleNamespace(RandomState=_RandomState, default_rng=_Generator)
 cupyx = types.SimpleNamespace(scatter_add=lambda target, index, values: np.add.at(target, index, values))
 
 
