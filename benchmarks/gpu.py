@@ -24,6 +24,10 @@ Usage::
     python3 benchmarks/gpu.py            # everything (a few minutes on an H100)
     python3 benchmarks/gpu.py --quick    # fewer repeats, smaller shapes left out
     python3 benchmarks/gpu.py --only a,c
+    python3 benchmarks/gpu.py --tiny     # tiny shapes: every code path in seconds, no meaningful timings
+
+The problem sizes of every figure are in ``SIZES``; ``--tiny`` is the dry run that the tests make on the CuPy test
+double (tests/kernels/test_gpu_benchmark.py), so that a typo here fails in CI rather than on a lent GPU.
 """
 from __future__ import annotations
 
@@ -42,6 +46,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 LOG: list = []
 RESULTS: dict = {}
+FIGURES = ("a", "b", "c", "d")  # (a) GEMM, (b) fused Linear, (c) bandwidth, (d) training steps
+
+# The problem sizes of each figure, per size set: "full" (the default), "quick" (--quick) and "tiny" (--tiny).
+#   gemm, linear: (M, K, N) products, i.e. (batch, in, out) for a Linear layer;
+#   bandwidth: elements per array;
+#   training: (title, batch, layer sizes, classify (cross-entropy; else sum of squares), hidden activation).
+# The tiny set runs every code path of every figure in seconds, also under the CPU emulation of the kernels: sizes
+# that no tile divides and sizes that allow vector loads; more elements than the emulation's grid-stride loops
+# cover in one turn.
+_GEMM_SHAPES = [(64, 1000, 100), (256, 784, 1024), (256, 1024, 1024), (256, 1024, 10), (4096, 784, 1024),
+                (4096, 1024, 1024)]
+_MLP_SHAPES = [(256, 784, 1024), (256, 1024, 1024), (64, 1000, 100)]
+_TRAINING = [("seed MLP 64x1000-100-10", 64, [1000, 100, 10], False, "clamp"),
+             ("MLP 784-1024-1024-10, batch 256", 256, [784, 1024, 1024, 10], True, "relu")]
+SIZES = {
+    "full": {
+        "gemm": _GEMM_SHAPES + [(4096, 4096, 4096)],
+        "linear": _MLP_SHAPES + [(4096, 784, 1024), (4096, 1024, 1024)],
+        "bandwidth": 1 << 28,
+        "training": _TRAINING + [("MLP 784-1024-1024-10, batch 4096", 4096, [784, 1024, 1024, 10], True, "relu")],
+    },
+    "quick": {  # 4096^3, the batch-4096 Linear layers and training steps left out; 2^24 elements
+        "gemm": _GEMM_SHAPES,
+        "linear": _MLP_SHAPES,
+        "bandwidth": 1 << 24,
+        "training": _TRAINING,
+    },
+    "tiny": {
+        "gemm": [(64, 64, 64), (33, 70, 17)],
+        "linear": [(16, 40, 24), (9, 13, 5)],
+        "bandwidth": 20000,
+        "training": [("seed MLP, tiny: 8x30-12-4", 8, [30, 12, 4], False, "clamp"),
+                     ("MLP 20-24-16-5, tiny: batch 12", 12, [20, 24, 16, 5], True, "relu")],
+    },
+}
 
 
 def say(line: str = "") -> None:
@@ -52,10 +91,19 @@ def say(line: str = "") -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats; leaves out 4096^3 and batch 4096")
-    parser.add_argument("--only", default="a,b,c,d", help="comma-separated figures to run (default: a,b,c,d)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="tiny shapes (SIZES['tiny']): a dry run of every code path, timings meaningless")
+    parser.add_argument("--only", default=",".join(FIGURES),
+                        help="comma-separated figures to run (default: a,b,c,d)")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for the raw log and JSON ($OUT)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per figure")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.only = [key.strip() for key in args.only.split(",") if key.strip()]
+    unknown = [key for key in args.only if key not in FIGURES]
+    if unknown or not args.only:  # before any GPU time is spent
+        parser.error(f"--only: figures are a, b, c and d, got {','.join(unknown) or 'none'}")
+    args.sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
+    return args
 
 
 # -- timing and checks ---------------------------------------------------------------------------------
@@ -107,10 +155,7 @@ def record(key: str, **values) -> None:
 
 def figure_gemm(args, kernels, cupy) -> None:
     say("\n(a) GEMM, float32: our kernel vs cupy.matmul (cuBLAS FP32); ratio = cuBLAS time / ours (higher is better)")
-    shapes = [(64, 1000, 100), (256, 784, 1024), (256, 1024, 1024), (256, 1024, 10), (4096, 784, 1024),
-              (4096, 1024, 1024)]
-    if not args.quick:
-        shapes.append((4096, 4096, 4096))
+    shapes = args.sizes["gemm"]
     rng = cupy.random.default_rng(0)
     say(f"{'M x K x N':>18} {'cuBLAS ms':>10} {'ours ms':>9} {'ratio':>6}  tile   | every tile, ms")
     for m, k, n in shapes:
@@ -173,9 +218,7 @@ def _unfused_linear_cupy(cupy, x, w, b, g, activation):
 
 def figure_fused_linear(args, kernels, cupy) -> None:
     say("\n(b) Linear + activation, forward + backward, float32; speed-up = unfused time / fused time")
-    shapes = [(256, 784, 1024), (256, 1024, 1024), (64, 1000, 100)]
-    if not args.quick:
-        shapes += [(4096, 784, 1024), (4096, 1024, 1024)]
+    shapes = args.sizes["linear"]
     rng = cupy.random.default_rng(1)
     say("fused: our GEMM with epilogue/prologue; cuBLAS+epi: cuBLAS with our one-pass epilogue and backward pass;"
         " cuBLAS+ours / cuBLAS+CuPy: unfused, our elementwise kernels / CuPy expressions")
@@ -213,7 +256,7 @@ def figure_fused_linear(args, kernels, cupy) -> None:
 # -- (c) elementwise bandwidth -------------------------------------------------------------------------
 
 def figure_bandwidth(args, kernels, cupy) -> None:
-    n = 1 << (24 if args.quick else 28)
+    n = args.sizes["bandwidth"]
     say(f"\n(c) elementwise bandwidth, {n} elements; ratio = kernel GB/s / device-to-device copy GB/s")
     for dtype in ("float32", "float64"):
         rng = cupy.random.default_rng(2)
@@ -300,23 +343,25 @@ def _framework_step(framework, x, target, params, act, classify, lr):
     return loss
 
 
+def pytorch_for_comparison() -> tuple:
+    """Returns (torch, device) of figure (d)'s PyTorch column: device "cuda" where PyTorch is installed and sees a
+    GPU, None (no column) otherwise. The tests replace it to run the column's code on PyTorch's CPU."""
+    try:
+        import torch
+    except ImportError:
+        return None, None
+    return torch, ("cuda" if torch.cuda.is_available() else None)
+
+
 def figure_training(args, kernels, cupy) -> None:
     import numpy as np
 
     import gradcore
 
-    try:
-        import torch
-        torch_cuda = torch.cuda.is_available()
-    except ImportError:
-        torch, torch_cuda = None, False
+    torch, torch_device = pytorch_for_comparison()
     say("\n(d) training step, float32, ms per step (SGD); ratio = PyTorch time / ours (>= 1: no slower)")
-    configs = [("seed MLP 64x1000-100-10", 64, [1000, 100, 10], False, "clamp")]
-    configs.append(("MLP 784-1024-1024-10, batch 256", 256, [784, 1024, 1024, 10], True, "relu"))
-    if not args.quick:
-        configs.append(("MLP 784-1024-1024-10, batch 4096", 4096, [784, 1024, 1024, 10], True, "relu"))
     lr = 1e-6
-    for title, batch, sizes, classify, act in configs:
+    for title, batch, sizes, classify, act in args.sizes["training"]:
         rng = np.random.default_rng(3)
         x_host = rng.standard_normal((batch, sizes[0])).astype(np.float32)
         if classify:
@@ -340,11 +385,11 @@ def figure_training(args, kernels, cupy) -> None:
 
         steps = {"our kernels": ours, "gradcore API": through_gradcore}
         losses = {"our kernels": float(ours()), "gradcore API": float(through_gradcore().item())}
-        if torch_cuda:
-            tx = torch.tensor(x_host, device="cuda")
-            tt = torch.tensor(target_host, device="cuda")
-            t_params = [(torch.tensor(w, device="cuda", requires_grad=True),
-                         None if b is None else torch.tensor(b, device="cuda", requires_grad=True))
+        if torch_device is not None:
+            tx = torch.tensor(x_host, device=torch_device)
+            tt = torch.tensor(target_host, device=torch_device)
+            t_params = [(torch.tensor(w, device=torch_device, requires_grad=True),
+                         None if b is None else torch.tensor(b, device=torch_device, requires_grad=True))
                         for w, b in zip(weights, biases)]
 
             through_torch = functools.partial(_framework_step, torch, tx, tt, t_params, act, classify, lr)
@@ -366,7 +411,7 @@ def figure_training(args, kernels, cupy) -> None:
                                             for name, t in times.items() if name != "PyTorch eager")
         say(line)
         record(f"train_{title}", ms=times, first_losses=losses)
-    if not torch_cuda:
+    if torch_device is None:
         say("  (PyTorch with CUDA is not available here: no PyTorch column)")
 
 
@@ -403,8 +448,18 @@ def environment(cupy) -> None:
         say(f"{key}: {value}")
 
 
+def save(out) -> None:
+    """Writes the log and the JSON of every timing so far into the folder ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_bench.log").write_text("\n".join(LOG) + "\n")
+    (out / "gpu_bench.json").write_text(json.dumps(RESULTS, indent=2, default=str))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    LOG.clear()
+    RESULTS.clear()
     try:
         import cupy
 
@@ -414,22 +469,25 @@ def main(argv=None) -> int:
         return 2
     from gradcore.backend import kernels
 
-    environment(cupy)
+    try:
+        environment(cupy)
+    except Exception as exc:  # noqa: BLE001  (the figures are still worth running)
+        say(f"FAIL environment: {type(exc).__name__}: {exc}")
+        RESULTS.setdefault("failures", []).append("environment")
     figures = {"a": figure_gemm, "b": figure_fused_linear, "c": figure_bandwidth, "d": figure_training}
     started = time.perf_counter()
-    for key in args.only.split(","):
+    for key in args.only:
+        if args.out:  # before every figure, so that a run stopped by a time limit keeps what it measured
+            save(args.out)
         try:
-            figures[key.strip()](args, kernels, cupy)
+            figures[key](args, kernels, cupy)
         except Exception as exc:  # noqa: BLE001  (one broken figure must not lose the others' numbers)
             say(f"FAIL figure {key}: {type(exc).__name__}: {exc}")
             RESULTS.setdefault("failures", []).append(f"figure {key}")
     say(f"\nbenchmarks/gpu.py done in {time.perf_counter() - started:.0f} s; "
         f"failures: {RESULTS.get('failures', 'none')}")
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "gpu_bench.log").write_text("\n".join(LOG) + "\n")
-        (out / "gpu_bench.json").write_text(json.dumps(RESULTS, indent=2, default=str))
+        save(args.out)
     return 1 if RESULTS.get("failures") else 0
 
 
