@@ -26,6 +26,8 @@ if python3 -m pytest --help 2>/dev/null | grep -q -- "--device"; then
     timeout 150 python3 -m pytest -q -p no:cacheprovider -x tests --device cuda 2>&1 | tail -n 60 \
         | tee "$OUT/tests_cuda.log" || status=1
 fi
+# gpu.py writes gpu_bench.log and gpu_bench.json before each figure and at the end: a run that the timeout stops
+# keeps the figures it finished. (Its --tiny dry run is tests/kernels/test_gpu_benchmark.py, run above.)
 timeout 170 python3 benchmarks/gpu.py --out "$OUT" 2>&1 | tee "$OUT/gpu_bench_stdout.log" || status=1
 echo "gpu_check: exit status $status; logs in $OUT"
 exit "$status"
