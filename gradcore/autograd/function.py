@@ -7,6 +7,7 @@ input requires grad, links a backward node into the graph.  The node *is* the ``
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import threading
 import traceback
@@ -265,11 +266,16 @@ class _FunctionMeta(type):
     def __init__(cls, name, bases, namespace) -> None:
         super().__init__(name, bases, namespace)
         node_name = namespace.get("node_name") or f"{name}Backward"
-        cls._backward_cls = type(node_name, (BackwardNode,), {
+        attributes = {
             "_forward_cls": cls, "__module__": cls.__module__,
             "_defers_derivative": cls.pending_gradient is not None,
             "_takes_pending_gradient": cls.takes_pending_gradient,
-        })
+        }
+        backward = inspect.getattr_static(cls, "backward")
+        if isinstance(backward, staticmethod):
+            # The node runs the static backward with itself as ctx: as the node's own method, one call less.
+            attributes["apply"] = backward.__func__
+        cls._backward_cls = type(node_name, (BackwardNode,), attributes)
 
 
 def _false(n: int, _cache: dict = {}) -> tuple:  # noqa: B006 - a deliberate per-size cache
