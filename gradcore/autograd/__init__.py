@@ -82,10 +82,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
         if not input_list:
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
         captured = run_backward(outputs, root_grads, retain_graph, create_graph, inputs=input_list, accumulate=True)
-        # Leaves accumulated inside the engine; non-leaf inputs get their gradient here.
+        # Leaves accumulated inside the engine, and so did non-leaf inputs that retain their gradient (through
+        # retain_grad's hook); the other non-leaf inputs get theirs here.
         for t, g in zip(input_list, captured):
-            if g is not None and t.grad_fn is not None:
-                t.grad = g if t.grad is None else t.grad + g
+            if g is not None and t._grad_fn is not None and not t.retains_grad:
+                t.grad = g if t._grad is None else t._grad + g
         return
     run_backward(outputs, root_grads, retain_graph, create_graph)
 

@@ -544,3 +544,20 @@ def test_leaves_never_share_gradient_memory():
     assert a.grad.tolist() == [0.0, 0.0, 0.0]
     assert b.grad.tolist() == [2.0, 2.0, 2.0]
     assert c.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("retain", [False, True])
+def test_backward_inputs_with_a_non_leaf_gives_its_gradient_once(retain):
+    """A non-leaf among ``inputs`` gets its gradient once, whether or not it also retains its gradient, and the
+    backward call raises no warning (as in PyTorch: t.grad is [3, 3], x.grad [6, 6])."""
+    import warnings
+
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    t = x * 2
+    if retain:
+        t.retain_grad()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (t * 3).sum().backward(inputs=[t, x])
+    assert t._grad.tolist() == [3.0, 3.0]
+    assert x.grad.tolist() == [6.0, 6.0]
