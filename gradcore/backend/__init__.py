@@ -137,6 +137,10 @@ def broadcast_view(array, shape: tuple):
         0 if size == 1 and target != 1 else stride
         for size, target, stride in zip(array.shape, shape[lead:], array.strides)
     )
+    if array.flags.c_contiguous:
+        # The same view as as_strided's, built directly over the array's memory (several times cheaper; the
+        # view keeps the array as its base and its writeable flag).
+        return _np.ndarray(shape, array.dtype, buffer=array, strides=strides)
     return _np.lib.stride_tricks.as_strided(array, shape=shape, strides=strides)
 
 
