@@ -229,9 +229,15 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
     anomaly = state.anomaly
     previous_mode = state.enabled
     state.enabled = create_graph
+    # The node to run next when only one became ready and the heap is empty (a chain, the common case): it is
+    # the most recent ready node by definition, so it skips the heap.
+    following = None
     try:
-        while heap:
-            node = heapq.heappop(heap)[2]
+        while following is not None or heap:
+            if following is not None:
+                node, following = following, None
+            else:
+                node = heapq.heappop(heap)[2]
             grads = buffers.pop(node)
             if node._hooked:
                 grads = _run_hooks(node, grads, create_graph)
@@ -283,6 +289,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                 node.release()
 
             handed = ()  # a node may hand one gradient on twice (the add of a + a passes its own on to both)
+            ready = None
             for (next_node, nr), g in zip(node._edges, input_grads):
                 if next_node is None or (needed is not None and next_node not in needed):
                     continue
@@ -299,8 +306,17 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                 if remaining == 0:
                     if next_node not in buffers:
                         buffers[next_node] = [None] * next_node._num_outputs
-                    heapq.heappush(heap, (-next_node.sequence_nr, tie, next_node))
+                    if ready is None and not heap:
+                        ready = next_node
+                    else:
+                        heapq.heappush(heap, (-next_node.sequence_nr, tie, next_node))
+                        tie += 1
+            if ready is not None:
+                if heap:  # others became ready after it: it takes its place among them
+                    heapq.heappush(heap, (-ready.sequence_nr, tie, ready))
                     tie += 1
+                else:
+                    following = ready
     finally:
         state.enabled = previous_mode
     return captured

@@ -90,6 +90,10 @@ def arith(op, a, b):
     """
     if _grad_state.enabled:
         return op(a, b)
+    if b.__class__ is float:  # a gradient scaled by a Python float: the gradient's float dtype is kept
+        da = a._data
+        if da.__class__ is _ndarray and da.dtype.kind == "f":
+            return make_tensor(op(da, b))
     da, db, _ = binary_operands(a, b)
     return make_tensor(op(da, db))
 
