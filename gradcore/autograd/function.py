@@ -272,8 +272,9 @@ class _FunctionMeta(type):
             "_takes_pending_gradient": cls.takes_pending_gradient,
         }
         backward = inspect.getattr_static(cls, "backward")
-        if isinstance(backward, staticmethod):
-            # The node runs the static backward with itself as ctx: as the node's own method, one call less.
+        if cls.builtin and isinstance(backward, staticmethod):
+            # A built-in node runs its static backward with itself as ctx: as the node's own method, one call
+            # less. A user's Function keeps looking its backward up at each call, so that replacing it later works.
             attributes["apply"] = backward.__func__
         cls._backward_cls = type(node_name, (BackwardNode,), attributes)
 

@@ -440,3 +440,19 @@ def test_double_backward_through_custom_function():
     assert_values(g, 12.0)
     (g2,) = torch.autograd.grad(g, x)
     assert_values(g2, 12.0)
+
+
+def test_a_backward_replaced_after_the_class_was_defined_is_the_one_that_runs():
+    class Double(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    Double.backward = staticmethod(lambda ctx, grad: grad * 5)
+    x = torch.tensor([1.0], requires_grad=True)
+    Double.apply(x).sum().backward()
+    assert x.grad.tolist() == [5.0]
