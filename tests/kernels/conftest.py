@@ -7,7 +7,6 @@ a tool cannot pass by skipping.
 """
 from __future__ import annotations
 
-import collections
 import os
 import sys
 
@@ -32,7 +31,7 @@ def emulation_build():
     cxx = kernel_emulation.compiler()
     if cxx is None:
         _missing("no C++ compiler (g++ or c++, or $CXX) to build the CPU emulation of the CUDA kernels")
-    return kernel_emulation.build(cxx)
+    return kernel_emulation.build_once(cxx)
 
 
 @pytest.fixture(scope="session")
@@ -49,30 +48,12 @@ def nvrtc():
     return module
 
 
-class CountingFakeCudaLauncher:
-    """Runs the emulated kernels on the CuPy test double's arrays and counts the launches by kernel name.
-
-    The emulated launcher allocates numpy outputs; here they are viewed as the double's device arrays (the same
-    memory, guard bands included), so that what a kernel path returns is a "cuda" array like every other op's.
-    """
-
-    xp = fake_cupy
+class CountingFakeCudaLauncher(kernel_emulation.CountingLauncher):
+    """Runs the emulated kernels on the CuPy test double's arrays and counts the launches by kernel name
+    (``.counts``); what a kernel path returns is a double's "cuda" array like every other op's."""
 
     def __init__(self, emulated) -> None:
-        self._emulated = emulated
-        self.counts: collections.Counter = collections.Counter()
-
-    def multiprocessor_count(self) -> int:
-        return self._emulated.multiprocessor_count()
-
-    def empty(self, shape: tuple, dtype: str):
-        return self._emulated.empty(shape, dtype).view(fake_cupy.ndarray)
-
-    def launch(self, kernel: str, grid: tuple, block: tuple, args, dtype) -> None:
-        # "gradcore::gemm<float, 32, 32, 16, 4, 4>" counts as "gemm", "gradcore::relu_backward<double>" as
-        # "relu_backward".
-        self.counts[kernel.split("::")[1].split("<")[0]] += 1
-        self._emulated.launch(kernel, grid, block, args, dtype)
+        super().__init__(emulated, fake_cupy)
 
 
 @pytest.fixture

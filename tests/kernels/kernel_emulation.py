@@ -9,6 +9,7 @@ that goes into them, so they are compiled once, not once per test.
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import hashlib
 import os
@@ -103,16 +104,29 @@ def build(cxx: str) -> tuple:
         shutil.rmtree(work, ignore_errors=True)
 
 
+_session_builds: dict = {}  # compiler -> what ``build`` returned, for ``build_once``
+
+
+def build_once(cxx: str) -> tuple:
+    """``build``, at most once per process and compiler: the kernel tests and ``--device fake-cuda-kernels``
+    share one build (and one look at the compiler) per test session."""
+    if cxx not in _session_builds:
+        _session_builds[cxx] = build(cxx)
+    return _session_builds[cxx]
+
+
 class EmulatedLauncher:
     """Runs kernels on the CPU with numpy arrays, as ``CupyLauncher`` runs them on a GPU with CuPy arrays.
 
     ``multiprocessors`` stands in for the device's count, which the wrappers use to size grids and choose
     tiles: a small count makes the elementwise grid-stride loops take several turns on small arrays.
+    ``record_launches=False`` leaves ``launches`` empty, for a launcher that lives as long as a whole test
+    session (a list that grows with every launch would show up in the suite's memory tests).
     """
 
     xp = np
 
-    def __init__(self, libraries: dict, multiprocessors: int = 2) -> None:
+    def __init__(self, libraries: dict, multiprocessors: int = 2, *, record_launches: bool = True) -> None:
         self._entries = {}
         for family, path in libraries.items():
             library = ctypes.CDLL(str(path))
@@ -121,6 +135,7 @@ class EmulatedLauncher:
             entry.argtypes = [ctypes.c_char_p] + [ctypes.c_uint] * 6 + [ctypes.POINTER(ctypes.c_void_p)]
             self._entries[family] = entry
         self._multiprocessors = multiprocessors
+        self._record_launches = record_launches
         self.launches: list = []  # (kernel, grid, block) of every launch, for tests of the launch shapes
         self.last_arguments: list = []  # the (kind, value) arguments of the latest launch
         self._guarded: list = []  # the buffers of the outputs allocated since the last launch
@@ -162,7 +177,8 @@ class EmulatedLauncher:
                 values.append(scalar_type(float(value)))
         pointers = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
         family = "gemm" if kernel.startswith("gradcore::gemm<") else "elementwise"
-        self.launches.append((kernel, tuple(grid), tuple(block)))
+        if self._record_launches:
+            self.launches.append((kernel, tuple(grid), tuple(block)))
         self.last_arguments = list(args)
         status = self._entries[family](kernel.encode(), *grid, *block, pointers)
         if status:
@@ -171,3 +187,29 @@ class EmulatedLauncher:
             self._check_guards(kernel)
         finally:
             self._guarded = []
+
+
+class CountingLauncher:
+    """Runs the emulated kernels on the arrays of a numpy-backed array module (the CuPy test double's) and counts
+    the launches by kernel name.
+
+    The emulated launcher allocates numpy outputs; here they are viewed as ``array_module.ndarray`` (the same
+    memory, guard bands included), so that what a kernel path returns is a device array like every other op's.
+    """
+
+    def __init__(self, emulated: EmulatedLauncher, array_module) -> None:
+        self._emulated = emulated
+        self.xp = array_module
+        self.counts: collections.Counter = collections.Counter()
+
+    def multiprocessor_count(self) -> int:
+        return self._emulated.multiprocessor_count()
+
+    def empty(self, shape: tuple, dtype: str):
+        return self._emulated.empty(shape, dtype).view(self.xp.ndarray)
+
+    def launch(self, kernel: str, grid: tuple, block: tuple, args, dtype) -> None:
+        # "gradcore::gemm<float, 32, 32, 16, 4, 4>" counts as "gemm", "gradcore::relu_backward<double>" as
+        # "relu_backward".
+        self.counts[kernel.split("::")[1].split("<")[0]] += 1
+        self._emulated.launch(kernel, grid, block, args, dtype)
