@@ -5,32 +5,66 @@ naming a device lives on the GPU; on a machine without a usable GPU every test i
 ``pytest --device fake-cuda`` does the same on the CuPy test double of ``tests/devices/fake_cupy.py`` (no GPU
 needed): it checks that the ops reach device memory through the backend only, not what CuPy computes.
 
+``pytest --device fake-cuda-kernels`` is fake-cuda with gradcore's own CUDA kernels: the C++ compiler builds the
+CPU emulation of ``kernels/`` once per session (``tests/kernels/kernel_emulation.py``; the run stops with a usage
+error where there is no g++), and its launcher is installed for the double's arrays for the whole session, so
+that every test runs its ops as on a GPU: sigmoid, relu and clamp on their kernels, ``nn.Sequential``'s
+Linear→ReLU/Sigmoid through ``linear_activation``, activations handing pending gradients to the product
+before them, each product on the array module's ``@`` (as cuBLAS on a GPU) with the one-pass epilogue and
+prologue kernels around it. Every output of a kernel is poisoned with NaN and guarded against writes past
+its ends. The launches are counted by kernel name and printed at the end of the run.
+
+``--gemm-crossover=all`` (with ``--device cuda`` or ``fake-cuda-kernels``) raises ``linalg.GEMM_CROSSOVER_MACS``
+above every product for the session, so that every product runs on gradcore's GEMM kernel, with the activation
+in its epilogue and the activation's derivative and bias gradient in its prologue. The default keeps the
+crossover of ``gradcore/ops/linalg.py``.
+
+A handful of tests are skipped under fake-cuda-kernels (``FAKE_CUDA_ONLY_TESTS``, ``KERNEL_EMULATION_SLOW_TESTS``
+below, with the reasons): those of the plain double, and those whose thousands of launches take too long on
+the emulation, which starts a host thread per CUDA thread.
+
 The suite compares values through ``.numpy()``, which refuses device memory by design; under ``--device``
 those reads copy to the host instead, so that the comparisons themselves run unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "devices"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "kernels"))
 
-import fake_cupy  # (needs the path above)
+import fake_cupy  # (needs the paths above)
+import kernel_emulation
 
 import gradcore
 from gradcore import backend as _backend
 from gradcore.backend import cuda as _cuda_backend
+from gradcore.backend import kernels as _kernels
+from gradcore.ops import linalg as _linalg
 
-DEVICES = ("cpu", "cuda", "fake-cuda")
+DEVICES = ("cpu", "cuda", "fake-cuda", "fake-cuda-kernels")
+FAKE_DEVICES = ("fake-cuda", "fake-cuda-kernels")  # the CuPy test double, no GPU needed
+GEMM_CROSSOVERS = ("default", "all")
+# --gemm-crossover=all: a crossover above every product (rows x inner x columns) a test can make.
+ALL_PRODUCTS_ON_GEMM = 2**62
 
 
 def pytest_addoption(parser) -> None:
     parser.addoption(
         "--device", action="store", default="cpu", choices=DEVICES,
         help="create the tests' tensors on this device by default: cpu (the default), cuda (needs a GPU; "
-             "skips otherwise) or fake-cuda (the CuPy test double, no GPU needed)",
+             "skips otherwise), fake-cuda (the CuPy test double, no GPU needed) or fake-cuda-kernels (the "
+             "double with gradcore's CUDA kernels emulated on the CPU; needs g++)",
+    )
+    parser.addoption(
+        "--gemm-crossover", action="store", default="default", choices=GEMM_CROSSOVERS,
+        help="with --device cuda or fake-cuda-kernels: default keeps linalg.GEMM_CROSSOVER_MACS; all raises it "
+             "above every product, so that every product runs gradcore's GEMM kernel with its fused prologue "
+             "and epilogue instead of the array module's @",
     )
 
 
@@ -38,7 +72,8 @@ def pytest_report_header(config) -> str:
     device = config.getoption("--device")
     if device == "cuda" and not gradcore.cuda.is_available():
         return f"device: cuda requested, unavailable: {_cuda_backend.unavailable_reason()}"
-    return f"device: {device}"
+    crossover = config.getoption("--gemm-crossover")
+    return f"device: {device}" + (f", GEMM crossover: {crossover}" if crossover != "default" else "")
 
 
 # Tests that assert facts of CPU tensors, so that they cannot hold on another default device: PyTorch's CPU
@@ -69,6 +104,44 @@ CPU_ONLY_TESTS = {
 }
 
 
+# Under --device fake-cuda-kernels: tests of the plain double (no kernels), keyed by test function name.
+FAKE_CUDA_ONLY_TESTS = {
+    "test_the_double_without_an_installed_launcher_never_reaches_the_kernels":
+        "asserts the plain double without a launcher; the session installs one",
+}
+# Under --device fake-cuda-kernels: tests too slow for the emulation, which starts a host thread per CUDA thread
+# (10 to 20 ms per elementwise launch, 0.1 to 0.2 s per GEMM launch of a 64 x 1000 x 100 product on 2 cores),
+# keyed by test function name; each with what it costs and where its kernel paths are covered instead.
+KERNEL_EMULATION_SLOW_TESTS = {
+    "test_000_two_layer_mlp_manual_sgd":
+        "500 steps: about 55 s of emulated clamp launches (minutes with --gemm-crossover=all); one step of the "
+        "same network runs on the kernels in tests/kernels/test_dispatch.py",
+}
+# The same with --gemm-crossover=all, where every product is a GEMM launch.
+KERNEL_EMULATION_SLOW_TESTS_ALL_ON_GEMM = {
+    "test_training_loop_memory_is_stable":
+        "2000 training steps: 10000 emulated GEMM launches, about 45 s; runs with the default crossover",
+}
+# Under --gemm-crossover=all (any device): tests of the paths of the crossover that gradcore ships (products on cuBLAS, or
+# the shipped value itself); they run in the same mode with the default crossover.
+DEFAULT_CROSSOVER_TESTS = {
+    "test_seed_network_clamps_on_the_kernels_and_keeps_products_on_cublas",
+    "test_sequential_fuses_each_linear_with_its_activation_above_the_crossover",
+    "test_sequential_fusion_records_the_graph_of_the_unfused_layers",
+    "test_functional_linear_then_activation_fuses_the_backward",
+}
+
+
+def _kernel_emulation_reason(item, crossover: str) -> str | None:
+    name = getattr(item, "originalname", item.name)
+    if name in FAKE_CUDA_ONLY_TESTS:
+        return FAKE_CUDA_ONLY_TESTS[name]
+    slow = KERNEL_EMULATION_SLOW_TESTS.get(name)
+    if slow is None and crossover == "all":
+        slow = KERNEL_EMULATION_SLOW_TESTS_ALL_ON_GEMM.get(name)
+    return None if slow is None else f"too slow under the kernel emulation: {slow}"
+
+
 def _cpu_only_reason(item) -> str | None:
     if item.get_closest_marker("cpu_only"):
         return "marked cpu_only"
@@ -78,12 +151,55 @@ def _cpu_only_reason(item) -> str | None:
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "cpu_only: asserts facts of CPU tensors; skipped under --device")
     device = config.getoption("--device")
-    if device == "fake-cuda":
+    crossover = config.getoption("--gemm-crossover")
+    if crossover != "default" and device not in ("cuda", "fake-cuda-kernels"):
+        raise pytest.UsageError(f"--gemm-crossover={crossover} needs --device cuda or fake-cuda-kernels: "
+                                f"under --device {device} no product runs on gradcore's kernels")
+    if device in FAKE_DEVICES:
         _install(fake_cupy)
+    if device == "fake-cuda-kernels":
+        _install_emulated_kernels(config)
+    if crossover == "all":
+        _session_patches.setattr(_linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
     if device != "cpu" and gradcore.cuda.is_available():
         # For the whole session, so that tensors made at import time (module constants) are on the device too.
         _backend.set_default_device("cuda")
         gradcore.Tensor.numpy = _numpy_via_host
+
+
+def pytest_unconfigure(config) -> None:
+    _session_changes.close()
+
+
+# What pytest_configure changes for the whole session (the kernel launcher, the GEMM crossover), undone at the
+# end of the session.
+_session_changes = contextlib.ExitStack()
+_session_patches = _session_changes.enter_context(pytest.MonkeyPatch.context())
+# Pretend multiprocessors of the session's emulated launcher: the wrappers size elementwise grids and choose GEMM
+# tiles by it; 2, as in the kernel tests, makes the grid-stride loops take several turns on small arrays.
+EMULATED_MULTIPROCESSORS = 2
+
+#: The launcher of --device fake-cuda-kernels (``.counts`` of the session's launches by kernel name), or None.
+session_kernel_launcher = None
+
+
+def _install_emulated_kernels(config) -> None:
+    """Builds the CPU emulation of the CUDA kernels (once per session) and installs it for the double's arrays:
+    every op on a "cuda" tensor takes the kernel paths it takes on a GPU."""
+    global session_kernel_launcher
+    cxx = kernel_emulation.compiler()
+    if cxx is None:
+        raise pytest.UsageError("--device fake-cuda-kernels needs a C++ compiler (g++ or c++, or $CXX) to build "
+                                "the CPU emulation of the CUDA kernels; none was found")
+    try:
+        libraries, _ = kernel_emulation.build_once(cxx)
+    except (RuntimeError, OSError) as error:
+        raise pytest.UsageError(f"--device fake-cuda-kernels: the CPU emulation of the CUDA kernels does not "
+                                f"build with {cxx}: {error}") from None
+    emulated = kernel_emulation.EmulatedLauncher(libraries, multiprocessors=EMULATED_MULTIPROCESSORS,
+                                                 record_launches=False)
+    session_kernel_launcher = kernel_emulation.CountingLauncher(emulated, fake_cupy)
+    _session_changes.enter_context(_kernels.use_launcher_for(fake_cupy.ndarray, session_kernel_launcher))
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -95,13 +211,19 @@ def pytest_collection_modifyitems(config, items) -> None:
         for item in items:
             item.add_marker(skip)
         return
+    crossover = config.getoption("--gemm-crossover")
     for item in items:
         reason = _cpu_only_reason(item)
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=f"CPU-only under --device {device}: {reason}"))
-        elif device == "fake-cuda" and (item.path.name == "test_cuda_gpu.py"
+        elif device in FAKE_DEVICES and (item.path.name == "test_cuda_gpu.py"
                                         or getattr(item, "originalname", "") == "test_examples_on_cuda"):
             item.add_marker(pytest.mark.skip(reason="needs a real GPU and CuPy, not the test double"))
+        elif crossover == "all" and getattr(item, "originalname", item.name) in DEFAULT_CROSSOVER_TESTS:
+            item.add_marker(pytest.mark.skip(reason="--gemm-crossover=all: asserts the paths of the default GEMM "
+                                                    "crossover (products on cuBLAS)"))
+        elif device == "fake-cuda-kernels" and (reason := _kernel_emulation_reason(item, crossover)) is not None:
+            item.add_marker(pytest.mark.skip(reason=f"--device fake-cuda-kernels: {reason}"))
 
 
 _CUDA_STATE = ("_cupy", "_cupyx", "_import_error", "_device_count", "_device_error", "_backends")
@@ -152,3 +274,9 @@ def _device_tests_start_on_the_cpu(request, monkeypatch):
     # The backend object itself is put back (by monkeypatch, last): a device's backend must stay one object.
     monkeypatch.setattr(_backend, "_default_backend", _backend.CPU)
     yield
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if session_kernel_launcher is not None:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(session_kernel_launcher.counts.items()))
+        terminalreporter.write_line(f"emulated kernel launches on the session's launcher: {counts or 'none'}")
