@@ -5,23 +5,24 @@ naming a device lives on the GPU; on a machine without a usable GPU every test i
 ``pytest --device fake-cuda`` does the same on the CuPy test double of ``tests/devices/fake_cupy.py`` (no GPU
 needed): it checks that the ops reach device memory through the backend only, not what CuPy computes.
 
-``pytest --device fake-cuda-kernels`` is fake-cuda with gradcore's own CUDA kernels: the C++ compiler builds the
-CPU emulation of ``kernels/`` once per session (``tests/kernels/kernel_emulation.py``; the run stops with a usage
-error where there is no g++), and its launcher is installed for the double's arrays for the whole session, so
-that every test runs its ops as on a GPU: sigmoid, relu and clamp on their kernels, ``nn.Sequential``'s
-Linear→ReLU/Sigmoid through ``linear_activation``, activations handing pending gradients to the product
-before them, each product on the array module's ``@`` (as cuBLAS on a GPU) with the one-pass epilogue and
-prologue kernels around it. Every output of a kernel is poisoned with NaN and guarded against writes past
-its ends. The launches are counted by kernel name and printed at the end of the run.
+``pytest --device fake-cuda-kernels`` is fake-cuda with gradcore's own CUDA kernels: the C++ compiler builds
+the CPU emulation of ``kernels/`` once per session (``tests/kernels/kernel_emulation.py``; the run stops with a
+usage error where there is no g++), and its launcher is installed for the double's arrays for the whole
+session, so that every test runs its ops as on a GPU: sigmoid, relu and clamp on their kernels,
+``nn.Sequential``'s Linear→ReLU/Sigmoid through ``linear_activation``, activations handing pending gradients
+to the product before them and, with the shipped GEMM crossover (0), each product on the array module's ``@``
+(cuBLAS's place on a GPU) with the one-pass epilogue and prologue kernels around it. Every kernel output is
+poisoned with NaN and guarded against writes past its ends. The launches are counted by kernel name and
+printed at the end of the run.
 
-``--gemm-crossover=all`` (with ``--device cuda`` or ``fake-cuda-kernels``) raises ``linalg.GEMM_CROSSOVER_MACS``
-above every product for the session, so that every product runs on gradcore's GEMM kernel, with the activation
-in its epilogue and the activation's derivative and bias gradient in its prologue. The default keeps the
-crossover of ``gradcore/ops/linalg.py``.
+``--gemm-crossover=all`` (with ``--device cuda`` or ``fake-cuda-kernels``) raises
+``linalg.GEMM_CROSSOVER_MACS`` above every product for the session, so that every product runs on gradcore's
+GEMM kernel, with the activation in its epilogue and the activation's derivative and bias gradient in its
+prologue. The default keeps the crossover of ``gradcore/ops/linalg.py``.
 
-A handful of tests are skipped under fake-cuda-kernels (``FAKE_CUDA_ONLY_TESTS``, ``KERNEL_EMULATION_SLOW_TESTS``
-below, with the reasons): those of the plain double, and those whose thousands of launches take too long on
-the emulation, which starts a host thread per CUDA thread.
+A few tests are skipped in these modes, each with its reason (the lists below): the test of the plain double,
+those of the default crossover's paths under ``--gemm-crossover=all``, and training loops whose thousands of
+launches take most of a minute on the emulation, which starts a host thread per CUDA thread.
 
 The suite compares values through ``.numpy()``, which refuses device memory by design; under ``--device``
 those reads copy to the host instead, so that the comparisons themselves run unchanged.
