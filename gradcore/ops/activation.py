@@ -70,6 +70,17 @@ def _pending(activation: str, grad: Tensor, saved: Tensor, clamp_min=None, clamp
     return PendingGradient(grad._data, saved._data, activation, launcher, clamp_min, clamp_max)
 
 
+def _pending_from_output(activation: str):
+    """The ``pending_gradient`` of an activation whose derivative reads its saved output (relu, sigmoid)."""
+
+    def pending_gradient(ctx, grad):
+        (out,) = ctx.saved_tensors
+        pending = _pending(activation, grad, out)
+        return None if pending is None else (pending,)
+
+    return staticmethod(pending_gradient)
+
+
 class Sigmoid(Function):
     node_name = "SigmoidBackward0"
     builtin = True
@@ -96,11 +107,7 @@ class Sigmoid(Function):
             return make_tensor(kernels.sigmoid_backward(grad._data, out._data, launcher=launcher))
         return grad * out * (1 - out)
 
-    @staticmethod
-    def pending_gradient(ctx, grad):
-        (out,) = ctx.saved_tensors
-        pending = _pending("sigmoid", grad, out)
-        return None if pending is None else (pending,)
+    pending_gradient = _pending_from_output("sigmoid")
 
 
 class Relu(Function):
@@ -128,11 +135,7 @@ class Relu(Function):
             return make_tensor(grad._data * (out._data > 0))
         return grad * make_tensor(out._data > 0)
 
-    @staticmethod
-    def pending_gradient(ctx, grad):
-        (out,) = ctx.saved_tensors
-        pending = _pending("relu", grad, out)
-        return None if pending is None else (pending,)
+    pending_gradient = _pending_from_output("relu")
 
 
 class Clamp(Function):
@@ -207,10 +210,11 @@ def _inside(data, low, high):
 class _Epilogue:
     """Asks Linear's forward for ``activation(input @ weight.T + bias)``, computed with the product."""
 
-    __slots__ = ("activation", "output")
+    __slots__ = ("activation", "launcher", "output")
 
-    def __init__(self, activation: str) -> None:
+    def __init__(self, activation: str, launcher) -> None:
         self.activation = activation
+        self.launcher = launcher  # the operands' launcher, found by linear_activation
         self.output = None
 
 

@@ -35,12 +35,17 @@ def _check_operands(name: str, a, b) -> None:
 GEMM_CROSSOVER_MACS = 0
 
 
-def _gemm_launcher(multiply_adds: int, *arrays):
-    """Returns the launcher that runs our GEMM on ``arrays`` (None entries skipped), or None for cuBLAS/numpy.
+def _below_crossover(multiply_adds: int) -> bool:
+    """Whether a product of this many multiply-adds goes to our GEMM rather than cuBLAS (where its arrays can).
 
     Empty products (no multiply-adds) have nothing for a kernel to do and keep the array module's code.
     """
-    if not 0 < multiply_adds < GEMM_CROSSOVER_MACS:
+    return 0 < multiply_adds < GEMM_CROSSOVER_MACS
+
+
+def _gemm_launcher(multiply_adds: int, *arrays):
+    """Returns the launcher that runs our GEMM on ``arrays`` (None entries skipped), or None for cuBLAS/numpy."""
+    if not _below_crossover(multiply_adds):
         return None
     return kernels.runs_on(*(a for a in arrays if a is not None))
 
@@ -67,7 +72,7 @@ def _linear_backward_pending(pending: PendingGradient, x, weight, needs, bias_me
     if launcher is None or (needs[2] and bias_meta[0] != (columns,)):
         return None
     inner = 0 if x_data is None and w_data is None else (x_data if x_data is not None else w_data).shape[1]
-    if _gemm_launcher(rows * inner * columns, pending.grad, x_data, w_data) is not None:
+    if _below_crossover(rows * inner * columns):
         grads = kernels.linear_backward(pending.grad, x_data, w_data, needs_input_grad=needs, launcher=launcher,
                                         activation=pending.activation, saved=pending.saved,
                                         clamp_min=pending.clamp_min, clamp_max=pending.clamp_max)
@@ -86,7 +91,7 @@ def _mm_backward_pending(pending: PendingGradient, a, b, needs):
         return None
     rows, columns = pending.grad.shape
     inner = (b_data.shape[0] if b_data is not None else a_data.shape[1])
-    if _gemm_launcher(rows * inner * columns, pending.grad, a_data, b_data) is not None:
+    if _below_crossover(rows * inner * columns):
         derivative = pending.derivative()
         ga = kernels.gemm(pending.grad, b_data, trans_b=True, saved_operand="a", launcher=launcher,
                           **derivative) if needs[0] else None
@@ -335,11 +340,10 @@ def _linear_with_epilogue(ctx, x_data, w_data, b_data, epilogue: _Epilogue):
     pre-activation, which nobody reads (the activation's node saves its output, this node its inputs), is
     given no memory: a zero broadcast to its shape stands in as this op's output.
     """
-    launcher = kernels.runs_on(x_data, w_data, *(() if b_data is None else (b_data,)))
-    gemm_launcher = _gemm_launcher(x_data.size * w_data.shape[0], x_data, w_data, b_data)
-    ctx.on_kernels = gemm_launcher is not None
-    if gemm_launcher is not None:
-        y, _ = kernels.linear_forward(x_data, w_data, b_data, epilogue.activation, launcher=gemm_launcher)
+    launcher = epilogue.launcher
+    ctx.on_kernels = _below_crossover(x_data.size * w_data.shape[0])
+    if ctx.on_kernels:
+        y, _ = kernels.linear_forward(x_data, w_data, b_data, epilogue.activation, launcher=launcher)
     else:
         y, _ = kernels.bias_activation(x_data @ w_data.T, b_data, epilogue.activation, launcher=launcher)
     epilogue.output = y
@@ -347,13 +351,13 @@ def _linear_with_epilogue(ctx, x_data, w_data, b_data, epilogue: _Epilogue):
     return xp.broadcast_to(xp.zeros((), dtype=y.dtype), y.shape)
 
 
-def _linear_operands_fit_kernels(input, weight, bias) -> bool:
-    """Whether linear's operands can take the fused kernels: a 2-d input, a bias of the output's width, and
-    float32 or float64 arrays of one CUDA device (``kernels.runs_on``)."""
+def _fused_launcher(input, weight, bias):
+    """Returns the launcher of the fused kernels for linear's operands, or None where they cannot take them: they
+    need a 2-d input, a bias of the output's width, and float32 or float64 arrays of one CUDA device."""
     if input.ndim != 2 or (bias is not None and bias.shape != (weight.shape[0],)):
-        return False
+        return None
     arrays = (input._data, weight._data) if bias is None else (input._data, weight._data, bias._data)
-    return kernels.runs_on(*arrays) is not None
+    return kernels.runs_on(*arrays)
 
 
 def linear_activation(input, weight, bias, activation: str):
@@ -365,19 +369,23 @@ def linear_activation(input, weight, bias, activation: str):
     Elsewhere it is the two calls.
     """
     _check_linear(input, weight, bias)
-    if not _linear_operands_fit_kernels(input, weight, bias):
-        return (relu if activation == "relu" else sigmoid)(linear(input, weight, bias))
-    epilogue = _Epilogue(activation)
-    z = (Linear if bias is not None else LinearNoBias).apply(input, weight, bias, epilogue)
+    launcher = _fused_launcher(input, weight, bias)
+    if launcher is None:
+        return (relu if activation == "relu" else sigmoid)(_apply_linear(input, weight, bias))
+    epilogue = _Epilogue(activation, launcher)
+    z = _apply_linear(input, weight, bias, epilogue)
     return (ReluOfLinear if activation == "relu" else SigmoidOfLinear).apply(z, epilogue)
 
 
 def linear(input, weight, bias=None):
     """Returns ``input @ weight.T + bias`` (bias optional) for a 2-d weight; the input may have leading dims."""
     _check_linear(input, weight, bias)
-    if bias is not None:
-        return Linear.apply(input, weight, bias)
-    return LinearNoBias.apply(input, weight, None)
+    return _apply_linear(input, weight, bias)
+
+
+def _apply_linear(input, weight, bias, epilogue=None):
+    """Records linear on checked operands: AddmmBackward0 with a bias, MmBackward0 without, as PyTorch names them."""
+    return (Linear if bias is not None else LinearNoBias).apply(input, weight, bias, epilogue)
 
 
 def _check_linear(input, weight, bias) -> None:

@@ -136,8 +136,10 @@ class Sequential(_IndexedModules):
         i = 0
         while i < len(modules):
             module = modules[i]
-            activation = _fused_activation(module, modules[i + 1]) if i + 1 < len(modules) else None
-            if activation is not None and _on_device(input):
+            activation = None
+            if i + 1 < len(modules) and _on_device(input):  # (on the CPU, the common case, nothing fuses)
+                activation = _fused_activation(module, modules[i + 1])
+            if activation is not None:
                 # Linear then ReLU/Sigmoid on a GPU: the activation computed in the product's pass (same graph).
                 input = linalg.linear_activation(input, module.weight, module.bias, activation)
                 i += 2
