@@ -12,13 +12,13 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Callable, Generic, TypeVar
 
-from .. import creation
-from .._dtypes import float64, int64
-from ..backend import CPU, CPU_ARRAY
-from ..backend import device as Device
-from ..generator import Generator, default_generator
-from ..ops.shape import stack
-from ..tensor import Tensor
+from ... import creation
+from ..._dtypes import float64, int64
+from ...backend import CPU, CPU_ARRAY
+from ...backend import device as Device
+from ...generator import Generator, default_generator
+from ...ops.shape import stack
+from ...tensor import Tensor
 
 __all__ = [
     "BatchSampler",
