@@ -26,6 +26,8 @@ from .ops.reduction import all, amax, amin, any, argmax, argmin, logsumexp, max,
 from .ops.shape import (broadcast_to, cat, chunk, flatten, movedim, permute, reshape, split, squeeze, stack, t,
                         transpose, unbind, unsqueeze)
 from . import cuda
+from ._capture import compile
+from . import jit
 
 bool = _dtypes.bool_
 float = float32

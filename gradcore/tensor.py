@@ -50,8 +50,8 @@ class Size(tuple):
 
 def _coerce(data):
     """Returns a proper backend array for what an op produced (numpy turns 0-d results into scalars)."""
-    if hasattr(data, "__cuda_array_interface__"):
-        return data
+    if hasattr(data, "__cuda_array_interface__") or isinstance(data, _ndarray):
+        return data  # a device array, or a numpy array of a subclass (traced by a capture)
     return CPU.xp.asarray(data)
 
 

@@ -104,13 +104,22 @@ def backend_of(array) -> Backend:
     """Returns the backend that owns an array."""
     if type(array) is _np.ndarray:
         return CPU
+    if getattr(type(array), "_gc_array_class", None) is _np.ndarray:  # a numpy array traced by a capture
+        return CPU
     return _cuda.backend_of(array)
 
 
 def array_module(array):
-    """Returns the array module (numpy or CuPy) that owns ``array``."""
+    """Returns the array module (numpy or CuPy) that owns ``array``.
+
+    For an array traced by a capture (``gradcore.compile``) it is that module seen through the capture, so that
+    the module's functions are recorded too.
+    """
     if type(array) is _np.ndarray:
         return _np
+    proxy = getattr(type(array), "_gc_module_proxy", None)
+    if proxy is not None:
+        return proxy(backend_of(array).xp)
     return backend_of(array).xp
 
 
@@ -150,7 +159,7 @@ def reshape_view(array, shape: tuple):
     numpy says so through ``reshape(copy=False)``; CuPy (which has that argument only from version 14 on) is
     asked through its backend.
     """
-    if type(array) is _np.ndarray:
+    if type(array) is _np.ndarray or backend_of(array) is CPU:
         try:
             return _np.reshape(array, shape, copy=False)
         except ValueError:
@@ -160,7 +169,7 @@ def reshape_view(array, shape: tuple):
 
 def put_along_axis(target, indices, values, axis: int) -> None:
     """Writes ``values`` into ``target`` at ``indices`` along ``axis``, in place (numpy's ``put_along_axis``)."""
-    if type(target) is _np.ndarray:
+    if type(target) is _np.ndarray or backend_of(target) is CPU:
         _np.put_along_axis(target, indices, values, axis=axis)
     else:
         backend_of(target).put_along_axis(target, indices, values, axis)

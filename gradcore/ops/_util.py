@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .._dtypes import from_numpy_dtype, result_type
 from ..autograd.grad_mode import state as _grad_state
+from .._capture.trace import SymbolicScalar
 from ..backend import CPU, CPU_ARRAY as _ndarray, array_module, backend_of, to_device
 
 _iinfo = CPU.xp.iinfo
@@ -20,9 +21,8 @@ def check_same_device(*tensors) -> None:
         if isinstance(t, Tensor):
             if first is None:
                 first = t
-            elif t._data.__class__ is not first._data.__class__ or (
-                t._data.__class__ is not _ndarray and t.device != first.device
-            ):
+            elif (t._data.__class__ is not first._data.__class__ or t._data.__class__ is not _ndarray) and \
+                    t.device != first.device:
                 raise RuntimeError(
                     "Expected all tensors to be on the same device, but found at least two devices, "
                     f"{first.device} and {t.device}!"
@@ -121,6 +121,13 @@ def _with_scalar(t: Tensor, value):
     data = t._data
     kind = data.dtype.kind
     cls = value.__class__
+    if cls is SymbolicScalar:
+        # A Python number that a capture follows (gradcore.compile): where it fits the tensor's dtype it stays
+        # symbolic, so that a replay computes with the number of its own call; elsewhere its value is guarded.
+        if value.value.__class__ is float and kind == "f" or value.value.__class__ is int and kind == "f":
+            return data, value, from_numpy_dtype(data.dtype)
+        value = value.value_guarded()
+        cls = value.__class__
     if cls is float:
         fits = kind == "f"
     elif cls is int:

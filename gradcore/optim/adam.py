@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 from .. import creation
+from .._capture.trace import scalar_sqrt
 from .._dtypes import float32
 from ..backend import array_module
 from ..ops._util import quiet_float_errors
@@ -120,7 +120,7 @@ class Adam(Optimizer):
                 v += squared
 
                 bias_correction1 = 1 - beta1**step
-                bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+                bias_correction2_sqrt = scalar_sqrt(1 - beta2**step)  # math.sqrt, followed by captures
                 step_size = lr / bias_correction1
                 if amsgrad:
                     max_exp_avg_sq = state["max_exp_avg_sq"]
