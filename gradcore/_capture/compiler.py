@@ -49,6 +49,9 @@ _RAW_DATA = Tensor.__dict__["_data"]
 _RAW_GRAD = Tensor.__dict__["_grad"]
 _capture_lock = threading.Lock()
 _NOT_NONE = object()  # a .grad guard that holds for any tensor
+# The functions of gradcore/backend/kernels.py that ops call: each takes arrays and returns new ones.
+_KERNEL_ENTRY_POINTS = ("gemm", "linear_forward", "linear_backward", "bias_activation", "activation_backward",
+                        "clamp_forward", "clamp_backward", "relu_backward", "sigmoid_forward", "sigmoid_backward")
 _active: "_Capture | None" = None
 
 
@@ -182,7 +185,7 @@ class _Hooks:
         self.capture = capture
         self.saved: list = []
 
-    def _patch(self, owner, name: str, value) -> None:
+    def _patch(self, owner: type, name: str, value) -> None:
         self.saved.append((owner, name, owner.__dict__[name]))
         setattr(owner, name, value)
 
@@ -205,16 +208,42 @@ class _Hooks:
             return generator.__get__(backend)
 
         self._patch(_cpu_backend.Backend, "generator", property(draw))
+        # The CUDA backends call their array module directly: during the capture it is seen through the recorder.
+        from ..backend import cuda as _cuda_backend
+
+        for backend in _cuda_backend._backends.values():
+            self.saved.append((backend, "xp", backend.xp))
+            backend.xp = trace.module_proxy(backend.xp)
+        self._patch_kernels()
         trace.activate(capture.recorder)
         _active = capture
         return self
+
+    def _patch_kernels(self) -> None:
+        """Our CUDA kernels' entry points are recorded as single operations (each returns new arrays), and the
+        launcher for traced arrays is that of the arrays they trace."""
+        from ..backend import kernels
+
+        runs_on = kernels.__dict__["runs_on"]
+        self._patch_module(kernels, "runs_on", lambda *arrays: runs_on(*(trace.untraced(a) for a in arrays)))
+        for name in _KERNEL_ENTRY_POINTS:
+            function = kernels.__dict__.get(name)
+            if function is not None:
+                self._patch_module(kernels, name, trace.recorded(function, name))
+
+    def _patch_module(self, module, name: str, value) -> None:
+        self.saved.append((module, name, module.__dict__[name]))
+        setattr(module, name, value)
 
     def __exit__(self, *exc) -> None:
         global _active
         _active = None
         trace.activate(None)
         for owner, name, value in reversed(self.saved):
-            setattr(owner, name, value)
+            if isinstance(owner, (type, type(np))):
+                setattr(owner, name, value)
+            else:
+                owner.__dict__[name] = value
 
 
 def _subclasses(cls) -> list:

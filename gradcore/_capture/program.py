@@ -195,11 +195,12 @@ class Program:
             return functools.partial(np.copyto, outputs[0], arrays[args[0].index])
         else:
             writes_itself = not ins.fresh
+        positions = ins.positions
         if _has_scalar((args, kwargs)):
             def step_with_scalars():
                 result = fn(*_resolve(args, arrays, registers), **_resolve(kwargs, arrays, registers))
                 if not writes_itself:
-                    _copy_results(outputs, result)
+                    _copy_results(outputs, result, positions)
 
             return step_with_scalars
         bound_args = _resolve(args, arrays, registers)
@@ -208,7 +209,7 @@ class Program:
             return functools.partial(fn, *bound_args, **bound_kwargs)
 
         def step_with_copy():
-            _copy_results(outputs, fn(*bound_args, **bound_kwargs))
+            _copy_results(outputs, fn(*bound_args, **bound_kwargs), positions)
 
         return step_with_copy
 
@@ -251,8 +252,10 @@ class Program:
         return f"{targets} = {ins.name}({operands}){kind} : {shapes} [{self._kernel(ins)}]"
 
     def _kernel(self, ins: Instruction) -> str:
-        module = type(self.arrays[ins.outputs[0]]).__module__.split(".")[0] if ins.outputs else "numpy"
-        return module
+        """What runs the operation: gradcore's CUDA kernels, or the array module (numpy, cupy)."""
+        if getattr(ins.fn, "__module__", "") == "gradcore.backend.kernels":
+            return "gradcore kernel"
+        return type(self.arrays[ins.outputs[0]]).__module__.split(".")[0] if ins.outputs else "numpy"
 
     def to_dot(self, name: str = "program") -> str:
         """Returns the program as Graphviz DOT text: one node per operation, edges from the slots it reads."""
@@ -283,8 +286,11 @@ class Program:
         return "\n".join(lines)
 
 
-def _copy_results(outputs: list, result) -> None:
-    if len(outputs) == 1:
+def _copy_results(outputs: list, result, positions) -> None:
+    if positions is not None:
+        for o, k in zip(outputs, positions):
+            np.copyto(o, result[k])
+    elif len(outputs) == 1:
         np.copyto(outputs[0], result)
     else:
         for o, r in zip(outputs, result):

@@ -65,13 +65,15 @@ class Instruction:
     or ``out=``/in-place targets), ``fresh`` whether those were new arrays (a replay passes them as ``out=``).
     """
 
-    __slots__ = ("kind", "fn", "args", "kwargs", "outputs", "fresh", "register", "expected", "name", "label")
+    __slots__ = ("kind", "fn", "args", "kwargs", "outputs", "fresh", "register", "expected", "name", "label",
+                 "positions")
 
     def __init__(self, kind: str, fn: Callable, args: tuple, kwargs: dict, outputs: tuple = (), fresh: bool = False,
                  register: int | None = None, expected: Any = None, name: str = "", label: str = "") -> None:
         self.kind, self.fn, self.args, self.kwargs = kind, fn, args, kwargs
         self.outputs, self.fresh, self.register, self.expected = outputs, fresh, register, expected
         self.name, self.label = name, label
+        self.positions = None  # for a tuple result: the positions of the arrays ``outputs`` receive
 
 
 # -- traced array classes --------------------------------------------------------------------------------
@@ -521,12 +523,17 @@ class Recorder:
         return self._result(fn, args_template, kwargs_template, plain_args, result, name, ufunc)
 
     def _result(self, fn, args_template, kwargs_template, plain_args, result, name: str, ufunc):
-        if isinstance(result, tuple) and all(isinstance(r, np.ndarray) for r in result):
-            # Several fresh arrays (divmod, frexp, ...): one instruction writing all of them.
-            indices = tuple(self._new_array(r, plain_args) for r in result)
-            self.instructions.append(Instruction("array", fn, args_template, kwargs_template, indices, True,
-                                                 name=name))
-            return tuple(self._traced_view(self.slots[i].array, i) for i in indices)
+        if isinstance(result, tuple) and any(isinstance(r, np.ndarray) for r in result) and \
+                all(r is None or isinstance(r, np.ndarray) for r in result):
+            # Several fresh arrays (divmod, a kernel's output and what it saves, ...), some maybe None: one
+            # instruction writing all of them; ``positions`` says where each stands in the result.
+            positions = tuple(k for k, r in enumerate(result) if r is not None)
+            indices = tuple(self._new_array(result[k], plain_args) for k in positions)
+            ins = Instruction("array", fn, args_template, kwargs_template, indices, True, name=name)
+            ins.positions = positions
+            self.instructions.append(ins)
+            views = dict(zip(positions, (self._traced_view(self.slots[i].array, i) for i in indices)))
+            return tuple(views.get(k) for k in range(len(result)))
         if isinstance(result, np.generic):
             result = np.asarray(result)  # numpy's 0-d results are scalars; a slot needs an array
         if isinstance(result, np.ndarray):
@@ -559,7 +566,8 @@ class Recorder:
         for a in _arrays_in(plain_args):
             if result is a:
                 return self.slot_index(a)
-            if np.may_share_memory(result, a):
+            if type(a) is type(result) and np.may_share_memory(np.ndarray.view(result, np.ndarray),
+                                                               np.ndarray.view(a, np.ndarray)):
                 return self.slot_index(a)
         return None
 
@@ -619,6 +627,29 @@ def _arrays_in(value):
     elif isinstance(value, dict):
         for v in value.values():
             yield from _arrays_in(v)
+
+
+def untraced(value):
+    """The plain array behind a traced one (anything else as it is)."""
+    return value._gc_plain if isinstance(value, _TracedMixin) else value
+
+
+def recorded(function: Callable, name: str) -> Callable:
+    """Wraps a function of arrays so that, during a capture, a call with traced arrays is one recorded operation."""
+    def call(*args, **kwargs):
+        if _recorder is None or _recorder.paused or not any(isinstance(a, _TracedMixin)
+                                                             for a in _arrays_and_traced(args, kwargs)):
+            return function(*args, **kwargs)
+        return _dispatch(function, args, kwargs, name=name)
+
+    call.__name__ = name
+    call.__wrapped__ = function
+    return call
+
+
+def _arrays_and_traced(args, kwargs):
+    for value in list(args) + list(kwargs.values()):
+        yield value
 
 
 def activate(recorder: "Recorder | None") -> "Recorder | None":

@@ -65,7 +65,9 @@ class PendingGradient:
 def _pending(activation: str, grad: Tensor, saved: Tensor, clamp_min=None, clamp_max=None):
     """Returns a PendingGradient for ``grad`` and ``saved`` where a kernel would compute it, else None."""
     launcher = _backward_launcher(grad, saved)
-    if launcher is None:
+    # The product's kernel reads grad at the saved tensor's offsets: a broadcast gradient (the expanded ones of
+    # a sum's backward) has other strides, and is materialized instead.
+    if launcher is None or grad._data.strides != saved._data.strides:
         return None
     return PendingGradient(grad._data, saved._data, activation, launcher, clamp_min, clamp_max)
 

@@ -321,12 +321,15 @@ def test_listing_and_dot_name_the_operations():
     f(*data)
     f(*data)
     listing = f.listing()
-    assert "matmul" in listing and "maximum" in listing and "float32[64, 1000]" in listing
+    assert "float32[64, 1000]" in listing
+    # The clamp runs numpy's maximum, or gradcore's kernel where the arrays are on a device that has them.
+    assert "= maximum(" in listing or "= clamp_forward(" in listing and "[gradcore kernel]" in listing
     program = f.programs()[-1]
-    assert sum(line.count("= matmul(") for line in program.listing().splitlines()) == 5  # 2 forward, 3 backward
+    products = sum(line.count("= matmul(") + line.count("= gemm(") for line in program.listing().splitlines())
+    assert products == 5  # 2 forward, 3 backward
     dot = f.to_dot()
     assert dot.startswith('digraph "seed_step" {') and dot.rstrip().endswith("}")
-    assert dot.count("->") >= 10 and "matmul" in dot
+    assert dot.count("->") >= 10 and ("matmul" in dot or "gemm" in dot)
 
 
 def test_python_side_effects_happen_only_while_capturing():
