@@ -24,6 +24,13 @@ class TracerWarning(Warning):
 class ScriptFunction(CompiledCallable):
     """What ``script`` and ``trace`` return for a function; call it as the function."""
 
+    _check_arguments = False  # script checks arguments against the signature, as TorchScript does; trace not
+
+    def __call__(self, *args, **kwargs):
+        if self._check_arguments:
+            _check_script_arguments(self._fn, args, kwargs)
+        return super().__call__(*args, **kwargs)
+
     @property
     def graph(self) -> str:
         """The captured programs as text, one line per array operation."""
@@ -46,7 +53,68 @@ def script(obj: Any, optimize: Any = None, _frames_up: int = 0, _rcb: Any = None
         return OptimizedModule(obj)
     if not callable(obj):
         raise RuntimeError(f"jit.script(): expected a function or an nn.Module, got {type(obj).__name__}")
-    return ScriptFunction(obj)
+    scripted = ScriptFunction(obj)
+    scripted._check_arguments = True
+    return scripted
+
+
+# TorchScript's view of a signature: a parameter without annotation is a Tensor.
+_SCRIPT_TYPES = {float: "float", int: "int", bool: "bool", str: "str"}
+
+
+def _script_type(parameter: inspect.Parameter) -> tuple:
+    """Returns (the type's name, the check of a value, whether the type was inferred)."""
+    from .tensor import Tensor
+
+    annotation = parameter.annotation
+    if annotation is inspect.Parameter.empty:
+        return "Tensor", lambda v: isinstance(v, Tensor), True
+    if annotation is Tensor or annotation in ("Tensor", "torch.Tensor", "gradcore.Tensor"):
+        return "Tensor", lambda v: isinstance(v, Tensor), False
+    name = _SCRIPT_TYPES.get(annotation) or (annotation if annotation in _SCRIPT_TYPES.values() else None)
+    if name == "float":
+        return name, lambda v: isinstance(v, (float, int)) and not isinstance(v, bool), False
+    if name == "int":
+        return name, lambda v: isinstance(v, int) and not isinstance(v, bool), False
+    if name == "bool":
+        return name, lambda v: isinstance(v, bool), False
+    if name == "str":
+        return name, lambda v: isinstance(v, str), False
+    return getattr(annotation, "__name__", str(annotation)), lambda v: True, False
+
+
+def _check_script_arguments(fn: Callable, args: tuple, kwargs: dict) -> None:
+    """Raises TorchScript's RuntimeError for a missing argument or an argument of the wrong type."""
+    signature = inspect.signature(fn)
+    name = fn.__name__
+    types = {p: _script_type(parameter) for p, parameter in signature.parameters.items()}
+    returns = signature.return_annotation
+    declaration = "{}({}) -> {}".format(name, ", ".join(f"{t[0]} {p}" for p, t in types.items()),
+                                       "Tensor" if returns is inspect.Signature.empty else
+                                       getattr(returns, "__name__", str(returns)))
+    try:
+        bound = signature.bind_partial(*args, **kwargs)
+    except TypeError as exc:
+        raise RuntimeError(f"{name}() {exc}. Declaration: {declaration}") from None
+    for position, (parameter_name, parameter) in enumerate(signature.parameters.items()):
+        type_name, accepts, inferred = types[parameter_name]
+        if parameter_name not in bound.arguments:
+            if parameter.default is inspect.Parameter.empty:
+                raise RuntimeError(f"{name}() is missing value for argument '{parameter_name}'. "
+                                   f"Declaration: {declaration}")
+            continue
+        value = bound.arguments[parameter_name]
+        if accepts(value):
+            continue
+        lines = [f"{name}() Expected a value of type '{type_name}{' (inferred)' if inferred else ''}' for argument "
+                 f"'{parameter_name}' but instead found type '{type(value).__name__}'."]
+        if inferred:
+            lines.append(f"Inferred '{parameter_name}' to be of type 'Tensor' because it was not annotated with an "
+                         "explicit type.")
+        lines += [f"Position: {position}", f"Value: {value!r}", f"Declaration: {declaration}",
+                  f"Cast error details: Unable to cast {value!r} to Tensor" if type_name == "Tensor" else
+                  f"Cast error details: Unable to cast Python instance of type {type(value)} to {type_name}"]
+        raise RuntimeError("\n".join(lines))
 
 
 def trace(func: Callable, example_inputs: Any = None, optimize: Any = None, check_trace: bool = True,

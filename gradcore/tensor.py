@@ -305,7 +305,7 @@ class Tensor:
 
         With ``force=True`` a tensor that requires grad is read anyway, and a CUDA tensor is copied to the host.
         """
-        if self._data.__class__ is not _ndarray:
+        if self._data.__class__ is not _ndarray and backend_of(self._data) is not CPU:
             if force:
                 return backend_of(self._data).to_numpy(self._data)
             raise TypeError(
@@ -318,7 +318,7 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         """Returns the tensor's memory as a numpy array (``numpy.asarray(tensor)``); CUDA tensors raise TypeError."""
-        if self._data.__class__ is not _ndarray:
+        if self._data.__class__ is not _ndarray and backend_of(self._data) is not CPU:
             self.numpy()  # raises PyTorch's TypeError: device memory is never converted implicitly
         array = self._data
         if dtype is not None and array.dtype != dtype:
