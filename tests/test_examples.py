@@ -130,6 +130,15 @@ def test_train_digits_plot_path(tmp_path: Path) -> None:
 
 
 @needs_digits_dependencies
+def test_train_digits_compiled_prints_what_eager_prints(tmp_path: Path) -> None:
+    # gradcore.compile replays the very array operations of the eager step: the same loss and accuracy.
+    eager = assert_succeeded(run_example("train_digits.py", "--epochs", "2", cwd=tmp_path))
+    compiled = assert_succeeded(run_example("train_digits.py", "--epochs", "2", "--compile", cwd=tmp_path))
+    for pattern in (r"final training loss ([\d.]+)", r"test accuracy ([\d.]+)%"):
+        assert search(pattern, compiled).group(1) == search(pattern, eager).group(1)
+
+
+@needs_digits_dependencies
 def test_train_digits_fails_when_accuracy_is_low(tmp_path: Path) -> None:
     # With a learning rate of 0 the network stays at its random initialisation: about 10% accuracy.
     result = run_example("train_digits.py", "--epochs", "1", "--lr", "0", cwd=tmp_path)

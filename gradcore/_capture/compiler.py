@@ -34,6 +34,7 @@ from .. import autograd as _autograd
 from ..autograd import function as _function
 from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as _grad_state
+from ..backend import backend_of
 from ..backend import cpu as _cpu_backend
 from ..tensor import Tensor, make_tensor
 from . import trace
@@ -121,6 +122,9 @@ class _Capture:
             self.created[id(t)] = weakref.ref(t)
 
     def external_data(self, t, array):
+        if not isinstance(array, np.ndarray):  # a CuPy array: not traceable (see _untraceable)
+            self.recorder.unsupported = self.recorder.unsupported or _untraceable(array)
+            return array
         traced_input = self.inputs.get(id(t))
         if traced_input is not None and array is self.input_tensors_arrays.get(id(t)):
             return traced_input
@@ -265,57 +269,69 @@ def _noting(method: Callable, note: Callable) -> Callable:
 # -- arguments -------------------------------------------------------------------------------------------
 
 class _Signature:
-    """How a call's arguments are split: tensors to copy in, tensors to keep by identity, numbers, the rest."""
+    """How a call's arguments are split: tensors to copy in, tensors to keep by identity, numbers, the rest.
+
+    ``key`` describes everything a variant must match exactly (shapes, dtypes, devices, requires_grad, the
+    types of numbers, other arguments by value); it is built on every call, so it is kept cheap.
+    """
+
+    __slots__ = ("args", "kwargs", "tensors", "identity", "numbers", "key")
 
     def __init__(self, args: tuple, kwargs: dict) -> None:
+        self.args, self.kwargs = args, kwargs
         self.tensors: list = []  # copied into static inputs
         self.identity: list = []  # tensors that require grad: the same objects each call
         self.numbers: list = []
         key: list = []
-        self.structure = self._walk((args, kwargs), key)
+        for value in args:
+            self._walk(value, key)
+        if kwargs:
+            key.append(tuple(kwargs))
+            for value in kwargs.values():
+                self._walk(value, key)
         self.key = tuple(key)
 
-    def _walk(self, value, key: list):
-        if isinstance(value, Tensor):
-            data = _raw_data(value)
-            key.append(("T", data.shape, data.dtype.str, type(data), getattr(data, "_device_id", None),
-                        value._requires_grad))
-            if value._requires_grad:
-                self.identity.append(value)
-                return ("identity", len(self.identity) - 1)
-            self.tensors.append(value)
-            return ("tensor", len(self.tensors) - 1)
-        if isinstance(value, (float, int)) and not isinstance(value, bool):
-            key.append(("N", type(value)))
+    def _walk(self, value, key: list) -> None:
+        cls = value.__class__
+        if cls is float or cls is int:
+            key.append(cls)
             self.numbers.append(value)
-            return ("number", len(self.numbers) - 1)
-        if isinstance(value, (tuple, list)):
-            key.append((type(value), len(value)))
-            return (type(value), tuple(self._walk(v, key) for v in value))
-        if isinstance(value, dict):
-            key.append(("D", tuple(value.keys())))
-            return ("dict", tuple((k, self._walk(v, key)) for k, v in value.items()))
-        try:
-            hash(value)
-            key.append(("V", type(value), value))
-        except TypeError:
-            key.append(("I", id(value)))
-        return ("value", value)
+        elif isinstance(value, Tensor):
+            data = _RAW_DATA.__get__(value, Tensor)
+            device = None if data.__class__ is np.ndarray else str(backend_of(data).device)
+            key.append((data.shape, data.dtype, data.__class__, device, value._requires_grad))
+            (self.identity if value._requires_grad else self.tensors).append(value)
+        elif cls is tuple or cls is list:
+            key.append((cls, len(value)))
+            for v in value:
+                self._walk(v, key)
+        elif cls is dict:
+            key.append(("dict", tuple(value)))
+            for v in value.values():
+                self._walk(v, key)
+        else:
+            try:
+                hash(value)
+                key.append(("value", cls, value))
+            except TypeError:
+                key.append(("object", id(value)))
 
+    def rebuild(self, numbers: list):
+        """The call's arguments with ``numbers`` in place of its Python numbers (symbolic during a capture)."""
+        counters = {"number": 0}
 
-def _rebuild(structure, tensors: list, identity: list, numbers: list):
-    kind, content = structure
-    if kind == "tensor":
-        return tensors[content]
-    if kind == "identity":
-        return identity[content]
-    if kind == "number":
-        return numbers[content]
-    if kind in (tuple, list):
-        return kind(_rebuild(s, tensors, identity, numbers) for s in content)
-    if kind == "dict":
-        return {k: _rebuild(s, tensors, identity, numbers) for k, s in content}
-    return content
+        def walk(value):
+            cls = value.__class__
+            if cls is float or cls is int:
+                counters["number"] += 1
+                return numbers[counters["number"] - 1]
+            if cls is tuple or cls is list:
+                return cls(walk(v) for v in value)
+            if cls is dict:
+                return {k: walk(v) for k, v in value.items()}
+            return value
+
+        return tuple(walk(v) for v in self.args), {k: walk(v) for k, v in self.kwargs.items()}
 
 
 # -- a captured variant ----------------------------------------------------------------------------------
@@ -435,7 +451,7 @@ class CompiledCallable:
         signature = _Signature(args, kwargs)
         key = (_grad_state.enabled, _grad_state.anomaly, signature.key)
         variants = self._variants.setdefault(key, [])
-        for variant in variants:
+        for position, variant in enumerate(variants):
             if variant.holds(signature):
                 if variant.eager_reason is not None:
                     self.stats["eager"] += 1
@@ -444,8 +460,16 @@ class CompiledCallable:
                     result = self._replay(variant, signature)
                 except GuardFailed:
                     continue
+                if position:  # the variant that fits now is tried first next time
+                    variants.insert(0, variants.pop(position))
                 self.stats["replays"] += 1
                 return result
+        for t in signature.tensors + signature.identity:
+            data = _RAW_DATA.__get__(t, Tensor)
+            if not isinstance(data, np.ndarray):
+                self._warn("untraceable", f"gradcore.compile: {self.__name__} runs eagerly: {_untraceable(data)}")
+                self.stats["eager"] += 1
+                return self._fn(*args, **kwargs)
         if self._count >= cache_size_limit:
             self._warn("cache", f"gradcore.compile: {self.__name__} reached cache_size_limit ({cache_size_limit}) "
                                 "variants; calls that fit none of them run eagerly")
@@ -476,8 +500,7 @@ class CompiledCallable:
             start_sequence = _function._next_sequence_nr()
             with _Hooks(capture):
                 numbers = [capture.recorder.new_register(n, f"arg{i}") for i, n in enumerate(signature.numbers)]
-                call_args, call_kwargs = _rebuild(signature.structure, signature.tensors, signature.identity,
-                                                  numbers)
+                call_args, call_kwargs = signature.rebuild(numbers)
                 result = self._fn(*call_args, **call_kwargs)
                 variant = Variant()
                 try:
@@ -674,6 +697,11 @@ class _FreedGraph(_function.Function):
     @staticmethod
     def backward(ctx, *grads):
         raise RuntimeError(_function._FREED_MESSAGE)
+
+
+def _untraceable(array) -> str:
+    return (f"arrays of {type(array).__module__.split('.')[0]} cannot be captured yet: captures follow numpy "
+            "arrays (and numpy-backed device arrays); a CUDA-graph replay of CuPy arrays is future work")
 
 
 def _graph_freed(nodes: list, start_sequence: int) -> bool:
