@@ -357,6 +357,7 @@ class Variant:
         self.backward_outputs: list = []  # slots (or None) of the boundary tensors' gradients
         self.boundary: list = []
         self.generation = 0
+        self.verified = False  # replays only after a second capture agreed (CompiledCallable._verify)
 
     def holds(self, signature: _Signature) -> bool:
         """Whether this variant's guards hold for a call (all but those the replay checks as it goes)."""
@@ -456,6 +457,8 @@ class CompiledCallable:
                 if variant.eager_reason is not None:
                     self.stats["eager"] += 1
                     return self._fn(*args, **kwargs)
+                if not variant.verified:
+                    return self._verify(variants, position, signature, args, kwargs)
                 try:
                     result = self._replay(variant, signature)
                 except GuardFailed:
@@ -479,13 +482,40 @@ class CompiledCallable:
         self.stats["captures"] += 1
         result, variant = self._capture(signature, args, kwargs)
         if variant.eager_reason is not None:
-            if self._fullgraph:
-                raise RuntimeError(f"gradcore.compile(fullgraph=True): {self.__name__} cannot be captured: "
-                                   f"{variant.eager_reason}")
-            self._warn(variant.eager_reason, f"gradcore.compile: {self.__name__} runs eagerly: "
-                                             f"{variant.eager_reason}")
+            self._fail(variant)
         variants.append(variant)
         return result
+
+    def _verify(self, variants: list, position: int, signature: _Signature, args: tuple, kwargs: dict):
+        """Captures a second call that fits a variant and replays only if both captures agree.
+
+        A value that the program computes from something the capture cannot follow (a Python number kept
+        between calls, an array operation that escaped the recorder) is a constant of the program: it would
+        be replayed stale. Two captures made from different data show it, as a constant that differs; such a
+        function runs eagerly. A second capture that took other decisions is another variant.
+        """
+        first = variants[position]
+        self.stats["captures"] += 1
+        result, second = self._capture(signature, args, kwargs)
+        if second.eager_reason is None:
+            if _decisions(first) != _decisions(second):
+                variants.append(second)
+                return result
+            difference = _difference(first.program, second.program)
+            if difference is None:
+                second.verified = True
+            else:
+                second.eager_reason = difference
+        if second.eager_reason is not None:
+            self._fail(second)
+        variants[position] = second
+        return result
+
+    def _fail(self, variant: Variant) -> None:
+        if self._fullgraph:
+            raise RuntimeError(f"gradcore.compile(fullgraph=True): {self.__name__} cannot be captured: "
+                               f"{variant.eager_reason}")
+        self._warn(variant.eager_reason, f"gradcore.compile: {self.__name__} runs eagerly: {variant.eager_reason}")
 
     def _warn(self, reason: str, message: str) -> None:
         if reason not in self._warned:
@@ -697,6 +727,63 @@ class _FreedGraph(_function.Function):
     @staticmethod
     def backward(ctx, *grads):
         raise RuntimeError(_function._FREED_MESSAGE)
+
+
+def _decisions(variant: Variant) -> list:
+    """The outcomes of the decisions a capture recorded, in order (two captures that differ here are variants)."""
+    if variant.program is None:
+        return []
+    return [(ins.name, ins.expected) for ins in variant.program.instructions if ins.kind == "guard"]
+
+
+_UNINITIALIZED = frozenset({"empty", "empty_like"})
+
+
+def _difference(first: Program, second: Program) -> str | None:
+    """Why two captures of the same decisions do not describe the same program, or None when they do."""
+    if len(first.instructions) != len(second.instructions) or len(first.slots) != len(second.slots):
+        return "two calls that took the same decisions ran different array operations"
+    for a, b in zip(first.instructions, second.instructions):
+        if (a.kind, a.name, a.outputs, a.fresh, a.register) != (b.kind, b.name, b.outputs, b.fresh, b.register):
+            return f"two calls that took the same decisions ran different array operations ({a.name}, {b.name})"
+        if not _same_template((a.args, a.kwargs), (b.args, b.kwargs)):
+            return (f"an operand of {a.name} is not the same in two calls, and the capture cannot see what it comes "
+                    "from (a Python number kept between calls, or an array operation outside gradcore)")
+    if first.dynamic != second.dynamic:
+        return "two calls that took the same decisions read different arrays"
+    uninitialized = {o for ins in first.instructions if ins.name in _UNINITIALIZED for o in ins.outputs}
+    for index, (a, b) in enumerate(zip(first.arrays, second.arrays)):
+        if index in first.dynamic or index in uninitialized:
+            continue
+        if a.shape != b.shape or a.dtype != b.dtype or not _equal(a, b):
+            return (f"a value it computes (%{index}, {a.dtype}{list(a.shape)}) is not the same in two calls, and the "
+                    "capture cannot see what it comes from (a Python number kept between calls, or an array "
+                    "operation outside gradcore)")
+    for register, (a, b) in enumerate(zip(first.registers, second.registers)):
+        if register not in first.dynamic_registers and a != b and not (a != a and b != b):
+            return f"a number it computes ({first.register_labels[register]}) is not the same in two calls"
+    return None
+
+
+def _same_template(a, b) -> bool:
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same_template(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_template(a[k], b[k]) for k in a)
+    if a.__class__ in (trace.Ref, trace.ScalarRef):
+        return a.__class__ is b.__class__ and a.index == b.index
+    try:
+        return bool(a == b) or (a != a and b != b)
+    except Exception:  # noqa: BLE001 - values that do not compare (launchers, dtypes of other kinds)
+        return type(a) is type(b)
+
+
+def _equal(a, b) -> bool:
+    a, b = np.ndarray.view(a, np.ndarray), np.ndarray.view(b, np.ndarray)
+    try:
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    except TypeError:
+        return bool(np.array_equal(a, b))
 
 
 def _untraceable(array) -> str:
