@@ -58,3 +58,27 @@ def test_variable_returns_a_detached_tensor():
         Variable([1, 2])
     with pytest.raises(TypeError, match="Variable data has to be a tensor, but got list"):
         torch.autograd.Variable([1, 2])
+
+
+def test_tensors_accept_new_attributes_as_torchs_do():
+    import copy
+    import pickle
+
+    for lib in (gradcore, torch):
+        t = lib.ones(2, requires_grad=True)
+        t.tag = "weights"
+        p = lib.nn.Parameter(lib.zeros(3))
+        p.tag = ["a"]
+        assert t.tag == "weights" and p.tag == ["a"]
+        # PyTorch copies a tensor's attributes, but not a Parameter's.
+        assert not hasattr(copy.deepcopy(p), "tag")
+        copied = copy.deepcopy(t)
+        assert copied.tag == "weights" and copied.requires_grad
+        assert pickle.loads(pickle.dumps(t)).tag == "weights"
+        out = t * 2  # results of ops start without attributes
+        assert not hasattr(out, "tag")
+        with pytest.raises(AttributeError):
+            t.missing
+    # Built-in properties keep their checks.
+    with pytest.raises(RuntimeError):
+        gradcore.ones(2).grad = gradcore.ones(3)
