@@ -132,7 +132,6 @@ def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
     Returns ``(func_output, jvp)``. Computed with two reverse passes (the "double backward trick"): the vjp
     is linear in its vector ``u``, so differentiating ``u -> J^T u`` against ``v`` gives ``J v``.
     """
-    from ..creation import zeros_like
     from .grad_mode import enable_grad
 
     with enable_grad():

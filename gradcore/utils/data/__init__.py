@@ -8,7 +8,7 @@ in the modules ``dataset``, ``sampler`` and ``dataloader``; this package re-expo
 
 from __future__ import annotations
 
-from . import dataloader, dataset, sampler
+from . import dataloader, dataset, sampler  # noqa: F401  (importable modules, as in PyTorch)
 from .dataloader import DataLoader, default_collate, default_convert
 from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
