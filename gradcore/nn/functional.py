@@ -157,9 +157,16 @@ def _same_values(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
     return input.copy_(out) if inplace else out
 
 
+def _source(input: Tensor, inplace: bool) -> Tensor:
+    """What an activation computes from: for an in-place call in a graph, a copy of the input, so that the
+    values its backward saved are not the ones the in-place write then overwrites."""
+    return input.clone() if inplace and input.requires_grad else input
+
+
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """Applies the Sigmoid Linear Unit (SiLU) element-wise: x * sigmoid(x)."""
-    return _same_values(input, input * _activation.sigmoid(input), inplace)
+    x = _source(input, inplace)
+    return _same_values(input, x * _activation.sigmoid(x), inplace)
 
 
 def _softplus_unit(z: Tensor) -> Tensor:
@@ -178,8 +185,9 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """Applies the Exponential Linear Unit element-wise: x where x > 0, alpha * (exp(x) - 1) elsewhere."""
-    negative_part = _activation.clamp(input, max=0).expm1() * alpha
-    return _same_values(input, _elementwise.where(input > 0, input, negative_part), inplace)
+    x = _source(input, inplace)
+    negative_part = _activation.clamp(x, max=0).expm1() * alpha
+    return _same_values(input, _elementwise.where(x > 0, x, negative_part), inplace)
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -188,24 +196,27 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """Applies scale * elu(x, alpha) element-wise with the self-normalising constants of Klambauer et al."""
-    negative_part = _activation.clamp(input, max=0).expm1() * (_SELU_ALPHA * _SELU_SCALE)
-    out = _elementwise.where(input > 0, input * _SELU_SCALE, negative_part)
+    x = _source(input, inplace)
+    negative_part = _activation.clamp(x, max=0).expm1() * (_SELU_ALPHA * _SELU_SCALE)
+    out = _elementwise.where(x > 0, x * _SELU_SCALE, negative_part)
     return _same_values(input, out, inplace)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """Applies the Mish function element-wise: x * tanh(softplus(x))."""
-    return _same_values(input, input * _tanh(_softplus_unit(input)), inplace)
+    x = _source(input, inplace)
+    return _same_values(input, x * _tanh(_softplus_unit(x)), inplace)
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """Clamps every element into [min_val, max_val]; the gradient passes strictly inside the interval."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    clamped = _activation.clamp(input, min_val, max_val)
+    x = _source(input, inplace)
+    clamped = _activation.clamp(x, min_val, max_val)
     # PyTorch's hardtanh (unlike clamp) passes no gradient at the bounds themselves.
-    inside = (input > min_val) & (input < max_val)
-    out = _elementwise.where(inside, input, clamped.detach())
+    inside = (x > min_val) & (x < max_val)
+    out = _elementwise.where(inside, x, clamped.detach())
     return _same_values(input, out, inplace)
 
 

@@ -73,6 +73,11 @@ def test_inplace_activations(name):
     getattr(TF, name)(tx, inplace=True)
     assert out is x
     np.testing.assert_allclose(x.numpy(), tx.numpy(), rtol=1e-12, atol=1e-12)
+    # In a graph: the gradient reaches the tensor the in-place input was computed from.
+    a, ta = pair(VALUES)
+    getattr(F, name)(a * 1, inplace=True).sum().backward()
+    getattr(TF, name)(ta * 1, inplace=True).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("num_parameters", [1, 3])
