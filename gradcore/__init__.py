@@ -73,7 +73,7 @@ def get_device(input: Tensor) -> int:
     return -1 if input.device.type == "cpu" else input.device.index
 
 
-_SUBMODULES = {"nn", "optim", "utils"}
+_SUBMODULES = {"nn", "optim", "utils", "accelerator"}
 _LAZY = {"save": "serialization", "load": "serialization"}
 
 

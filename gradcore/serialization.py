@@ -9,9 +9,20 @@ The file is a zip archive of two kinds of entries:
   saved twice loads as one tensor).
 * ``tensors/<n>.npy``: the data of tensor ``n`` in numpy's ``.npy`` format, written and read with pickling
   disabled. Its node records ``dtype``, ``shape``, ``device`` and ``requires_grad``.
+* ``storages/<n>.npy`` (version 2, only when two saved tensors share memory): the flat data of storage ``n``;
+  the node of each tensor viewing it records ``storage``, ``offset`` and ``strides`` (in elements) instead of
+  a ``tensors/`` entry, so that the tensors share memory again once loaded.
 
 Loading only ever builds the types above, so a file cannot make it run code; anything else (a pickle, a zip
-without the manifest, an unknown node type, a header that disagrees with its data) raises RuntimeError.
+without the manifest, an unknown node type, a header that disagrees with its data, a compressed member, a
+manifest over ``MAX_MANIFEST_BYTES``, a view reaching outside its storage) raises RuntimeError. Every size is
+checked against the archive before anything is allocated, so a small file cannot ask for a large allocation.
+
+``save`` checks the whole object before writing anything, and to a path it writes a temporary file in the same
+folder that replaces the target only once complete: a failed save leaves an existing file as it was.
+
+``save_safetensors`` and ``load_safetensors`` exchange a flat dict of tensors (a ``state_dict``) with the
+safetensors format, through the ``safetensors`` package (``pip install gradcore[safetensors]``).
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
+import tempfile
 import zipfile
 from collections import OrderedDict
 from typing import Any, BinaryIO, Callable, Union
@@ -33,11 +46,16 @@ from .backend import cuda as _cuda_backend
 from .backend import device as Device
 from .tensor import Size, Tensor, make_tensor
 
-__all__ = ["load", "save"]
+__all__ = ["load", "save", "save_safetensors", "load_safetensors"]
 
 FORMAT_NAME = "gradcore"
 FORMAT_VERSION = 1
+#: The version written when tensors share storage; the loader reads both.
+SHARED_STORAGE_VERSION = 2
+READABLE_VERSIONS = (FORMAT_VERSION, SHARED_STORAGE_VERSION)
 MANIFEST = "manifest.json"
+#: The largest manifest the loader reads: about a million tensor entries.
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 
 FileLike = Union[str, os.PathLike, BinaryIO, io.BytesIO]
 MapLocation = Union[None, str, Device, dict[str, str], Callable[[Tensor, str], Any]]
@@ -55,12 +73,14 @@ def _describe(f: Any) -> str:
 
 # -- saving -----------------------------------------------------------------------------------------------
 class _Writer:
-    """Turns an object into manifest nodes, writing each tensor's data as it goes."""
+    """Turns an object into manifest nodes, and lists the arrays to write; nothing is written until all of the
+    object has been checked."""
 
-    def __init__(self, archive: zipfile.ZipFile) -> None:
-        self.archive = archive
+    def __init__(self) -> None:
         self.tensor_ids: dict[int, int] = {}
-        self.keep_alive: list = []  # holds saved tensors so their ids stay unique while saving
+        self.tensors: list[Tensor] = []  # keeps saved tensors alive, so that their ids stay unique
+        self.nodes: list[dict[str, Any]] = []
+        self.members: list[tuple[str, Any]] = []  # (member name, host array), written in this order
 
     def encode(self, obj: Any) -> dict[str, Any]:
         if obj is None:
@@ -103,10 +123,7 @@ class _Writer:
         if known is not None:
             return {"type": "ref", "id": known}
         index = self.tensor_ids[id(tensor)] = len(self.tensor_ids)
-        self.keep_alive.append(tensor)
-        host = np.asarray(backend_of(tensor._data).to_numpy(tensor._data), order="C")
-        with self.archive.open(f"tensors/{index}.npy", "w", force_zip64=True) as entry:
-            np.lib.format.write_array(entry, host, allow_pickle=False)
+        self.tensors.append(tensor)
         node = {
             "type": "tensor",
             "id": index,
@@ -117,7 +134,69 @@ class _Writer:
         }
         if _is_parameter(tensor):
             node["parameter"] = True
+        self.nodes.append(node)
         return node
+
+    def plan(self) -> int:
+        """Decides what each tensor's data is written as, and returns the format version this needs.
+
+        Tensors whose arrays view one CPU buffer (a tensor and its views, or several views of one tensor)
+        are written as one storage and their places in it; every other tensor as its own array.
+        """
+        groups: dict[int, list[int]] = {}
+        for i, tensor in enumerate(self.tensors):
+            root = _root_array(tensor._data)
+            if root is not None:
+                groups.setdefault(id(root), []).append(i)
+        shared: dict[int, tuple[int, int, list[int]]] = {}
+        storages = 0
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            root = _root_array(self.tensors[members[0]]._data)
+            places = [_place_in(root, self.tensors[i]._data) for i in members]
+            if any(place is None for place in places):
+                continue
+            self.members.append((f"storages/{storages}.npy", root.reshape(-1)))
+            for i, (offset, strides) in zip(members, places):
+                shared[i] = (storages, offset, strides)
+            storages += 1
+        for i, (tensor, node) in enumerate(zip(self.tensors, self.nodes)):
+            if i in shared:
+                node["storage"], node["offset"], node["strides"] = shared[i]
+            else:
+                host = np.asarray(backend_of(tensor._data).to_numpy(tensor._data), order="C")
+                self.members.append((f"tensors/{i}.npy", host))
+        return SHARED_STORAGE_VERSION if storages else FORMAT_VERSION
+
+    def write(self, archive: zipfile.ZipFile, root: dict[str, Any], version: int) -> None:
+        for name, host in self.members:
+            with archive.open(name, "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, host, allow_pickle=False)
+        manifest = {"format": FORMAT_NAME, "version": version, "root": root}
+        archive.writestr(MANIFEST, json.dumps(manifest))
+
+
+def _root_array(array) -> Any:
+    """The C-contiguous numpy array at the bottom of ``array``'s chain of views, or None (not numpy, or a root
+    that is not a plain C-contiguous array)."""
+    if not isinstance(array, np.ndarray):
+        return None
+    root = array
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not root.flags.c_contiguous or root.dtype != array.dtype:
+        return None
+    return root
+
+
+def _place_in(root, array) -> tuple[int, list[int]] | None:
+    """(offset, strides) of ``array`` in ``root``, in elements, or None where they are not whole elements."""
+    itemsize = array.dtype.itemsize
+    delta = array.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    if delta % itemsize or any(stride % itemsize for stride in array.strides):
+        return None
+    return delta // itemsize, [stride // itemsize for stride in array.strides]
 
 
 def _is_parameter(tensor: Tensor) -> bool:
@@ -128,33 +207,51 @@ def save(obj: Any, f: FileLike) -> None:
     """Saves an object to a disk file (a path or a writable binary file object).
 
     ``obj`` may be a tensor, a number, a string, None, a dtype, a device, or dicts (also OrderedDicts), lists
-    and tuples of these, such as a module's or an optimizer's ``state_dict()``.
+    and tuples of these, such as a module's or an optimizer's ``state_dict()``. The whole object is checked
+    before anything is written; a path is written through a temporary file in the same folder that replaces
+    it only when complete, so a failed save never touches an existing file.
     """
+    writer = _Writer()
+    root = writer.encode(obj)
+    version = writer.plan()
     if isinstance(f, (str, os.PathLike)):
-        with open(f, "wb") as handle:
-            _save(obj, handle)
+        path = os.fspath(f)
+        folder = os.path.dirname(os.path.abspath(path))
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                _write(writer, root, version, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
     else:
-        _save(obj, f)
+        _write(writer, root, version, f)
 
 
-def _save(obj: Any, handle: BinaryIO) -> None:
+def _write(writer: _Writer, root: dict[str, Any], version: int, handle: BinaryIO) -> None:
     # Tensors are stored uncompressed: their bytes rarely compress well, and loading stays fast.
     with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
-        writer = _Writer(archive)
-        root = writer.encode(obj)
-        manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "root": root}
-        archive.writestr(MANIFEST, json.dumps(manifest))
+        writer.write(archive, root, version)
 
 
 # -- loading ----------------------------------------------------------------------------------------------
 class _Reader:
     """Rebuilds an object from manifest nodes, reading each tensor's data from the archive."""
 
-    def __init__(self, archive: zipfile.ZipFile, map_location: MapLocation, where: str) -> None:
+    def __init__(self, archive: zipfile.ZipFile, map_location: MapLocation, where: str, version: int) -> None:
         self.archive = archive
+        self.members = {info.filename: info for info in archive.infolist()}
         self.map_location = map_location
         self.where = where
+        self.version = version
         self.tensors: dict[int, Tensor] = {}
+        self.storages: dict[int, Any] = {}
 
     def fail(self, reason: str) -> RuntimeError:
         return RuntimeError(f"{self.where} is not a valid gradcore checkpoint: {reason}")
@@ -234,22 +331,15 @@ class _Reader:
         if dtype is None:
             raise self.fail(f"unknown dtype {dtype_name!r}")
         shape = self.field(node, "shape", list)
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+            raise self.fail(f"tensor {index} has an invalid shape {shape}")
         location = str(self.parse_device(self.field(node, "device", str)))
         requires_grad = self.field(node, "requires_grad", bool)
 
-        name = f"tensors/{index}.npy"
-        try:
-            with self.archive.open(name) as entry:
-                array = np.lib.format.read_array(entry, allow_pickle=False)
-        except KeyError:
-            raise self.fail(f"the data of tensor {index} ({name}) is missing") from None
-        except (ValueError, OSError, EOFError) as error:
-            raise self.fail(f"the data of tensor {index} ({name}) cannot be read: {error}") from None
-        if array.dtype != dtype.numpy or list(array.shape) != shape:
-            raise self.fail(
-                f"tensor {index} is described as {dtype_name} {shape} but its data is "
-                f"{array.dtype} {list(array.shape)}"
-            )
+        if "storage" in node:
+            array = self.read_view(node, index, dtype, shape)
+        else:
+            array = self.read_array(f"tensors/{index}.npy", f"tensor {index}", dtype, shape)
 
         tensor = self.place(make_tensor(array), location)
         if node.get("parameter"):
@@ -260,6 +350,80 @@ class _Reader:
             tensor.requires_grad_(True)
         self.tensors[index] = tensor
         return tensor
+
+    def read_view(self, node: dict[str, Any], index: int, dtype, shape: list) -> Any:
+        """A tensor's array as a view into its storage, after checking that every element lies inside it."""
+        if self.version < SHARED_STORAGE_VERSION:
+            raise self.fail(f"tensor {index} refers to a storage, which version {self.version} files do not have")
+        storage_index = self.field(node, "storage", int)
+        offset = self.field(node, "offset", int)
+        strides = self.field(node, "strides", list)
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in strides) or len(strides) != len(shape):
+            raise self.fail(f"tensor {index} has invalid strides {strides} for its shape {shape}")
+        storage = self.storages.get(storage_index)
+        if storage is None:
+            storage = self.read_array(f"storages/{storage_index}.npy", f"storage {storage_index}", dtype, None)
+            self.storages[storage_index] = storage
+        if storage.dtype != dtype.numpy:
+            raise self.fail(f"tensor {index} is {dtype.name} but its storage {storage_index} holds {storage.dtype}")
+        if all(n > 0 for n in shape):
+            lowest = offset + sum(stride * (n - 1) for stride, n in zip(strides, shape) if stride < 0)
+            highest = offset + sum(stride * (n - 1) for stride, n in zip(strides, shape) if stride > 0)
+            if lowest < 0 or highest >= storage.size:
+                raise self.fail(f"tensor {index} reaches elements {lowest} to {highest} of storage "
+                                f"{storage_index}, which has {storage.size}")
+        elif not 0 <= offset <= storage.size:
+            raise self.fail(f"tensor {index} starts at element {offset} of storage {storage_index}, which has "
+                            f"{storage.size}")
+        itemsize = storage.dtype.itemsize
+        base = storage[offset:] if offset < storage.size else storage[storage.size:]
+        return np.lib.stride_tricks.as_strided(base, shape=tuple(shape),
+                                               strides=tuple(stride * itemsize for stride in strides))
+
+    def read_array(self, name: str, what: str, dtype, shape: list | None) -> Any:
+        """Reads the .npy member ``name``, checking its header against ``dtype`` and ``shape`` (any 1-d shape
+        when None) and its size against the archive before allocating the array."""
+        info = self.members.get(name)
+        if info is None:
+            raise self.fail(f"the data of {what} ({name}) is missing")
+        with self.archive.open(info) as entry:
+            try:
+                major, minor = np.lib.format.read_magic(entry)
+                if (major, minor) == (1, 0):
+                    header_shape, fortran, header_dtype = np.lib.format.read_array_header_1_0(entry)
+                elif (major, minor) == (2, 0):
+                    header_shape, fortran, header_dtype = np.lib.format.read_array_header_2_0(entry)
+                else:
+                    raise ValueError(f"unsupported .npy version {major}.{minor}")
+            except (ValueError, OSError, EOFError, SyntaxError, TypeError) as error:
+                raise self.fail(f"the data of {what} ({name}) has an invalid header: {error}") from None
+            if header_dtype.hasobject:
+                raise self.fail(f"the data of {what} ({name}) cannot be read: it holds pickled Python objects, "
+                                "which gradcore never unpickles")
+            if header_dtype != dtype.numpy or fortran:
+                raise self.fail(f"{what} is described as {dtype.name} but its data is {header_dtype}")
+            if shape is not None and list(header_shape) != shape:
+                raise self.fail(f"{what} is described as {dtype.name} {shape} but its data is {header_dtype} "
+                                f"{list(header_shape)}")
+            if shape is None and len(header_shape) != 1:
+                raise self.fail(f"{what} is not one-dimensional: {list(header_shape)}")
+            count = 1
+            for n in header_shape:
+                count *= n
+            size = count * header_dtype.itemsize
+            if entry.tell() + size != info.file_size:
+                raise self.fail(f"the data of {what} ({name}) holds {info.file_size - entry.tell()} bytes, not the "
+                                f"{size} that {list(header_shape)} {header_dtype} takes")
+            array = np.empty(header_shape, dtype=header_dtype)
+            view = memoryview(array.reshape(-1).view(np.uint8)) if size else None
+            got = 0
+            while view is not None and got < size:
+                n = entry.readinto(view[got:])
+                if not n:
+                    raise self.fail(f"the data of {what} ({name}) ends early")
+                got += n
+            entry.read(1)  # reaching the end of the member makes zipfile check its CRC
+        return array
 
     def place(self, tensor: Tensor, location: str) -> Tensor:
         """Moves a CPU tensor read from the file to where ``map_location`` says (by default, where it was saved)."""
@@ -334,17 +498,42 @@ def _load(handle: BinaryIO, map_location: MapLocation, where: str) -> Any:
             )
         raise RuntimeError(f"{where} is not a valid gradcore checkpoint: it is not a zip archive.{hint}")
     try:
-        archive = zipfile.ZipFile(handle)
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise RuntimeError(f"{where} is not a valid gradcore checkpoint: {error}") from None
+        return _load_archive(handle, map_location, where)
+    except RuntimeError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, KeyError, IndexError,
+            TypeError, OverflowError, struct.error, NotImplementedError, UnicodeDecodeError) as error:
+        # A damaged archive surfaces in zipfile and numpy as many kinds of error; all of them mean the same.
+        raise RuntimeError(f"{where} is not a valid gradcore checkpoint: {type(error).__name__}: {error}") from None
+
+
+def _load_archive(handle: BinaryIO, map_location: MapLocation, where: str) -> Any:
+    position = handle.tell()
+    archive_size = handle.seek(0, io.SEEK_END) - position
+    handle.seek(position)
+    archive = zipfile.ZipFile(handle)
     with archive:
-        if MANIFEST not in archive.namelist():
+        names = archive.namelist()
+        if MANIFEST not in names:
             hint = ""
-            if any(name.endswith("data.pkl") for name in archive.namelist()):
+            if any(name.endswith("data.pkl") for name in names):
                 hint = " It looks like a PyTorch checkpoint, whose pickled data gradcore.load does not read."
             raise RuntimeError(
                 f"{where} is not a valid gradcore checkpoint: the archive has no {MANIFEST}.{hint}"
             )
+        # gradcore writes every member uncompressed, and no member can be larger than the archive holding it:
+        # checked before anything is read, so that a small file cannot ask for a large allocation.
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise RuntimeError(f"{where} is not a valid gradcore checkpoint: member {info.filename!r} is "
+                                   "compressed, and gradcore writes no compressed members")
+            if info.file_size != info.compress_size or info.file_size > archive_size:
+                raise RuntimeError(f"{where} is not a valid gradcore checkpoint: member {info.filename!r} "
+                                   f"declares {info.file_size} bytes, more than the archive holds")
+        manifest_info = archive.getinfo(MANIFEST)
+        if manifest_info.file_size > MAX_MANIFEST_BYTES:
+            raise RuntimeError(f"{where} is not a valid gradcore checkpoint: its {MANIFEST} has "
+                               f"{manifest_info.file_size} bytes, more than the {MAX_MANIFEST_BYTES} allowed")
         try:
             manifest = json.loads(archive.read(MANIFEST).decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError) as error:
@@ -357,14 +546,86 @@ def _load(handle: BinaryIO, map_location: MapLocation, where: str) -> Any:
                 f"{FORMAT_NAME} file"
             )
         version = manifest.get("version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise RuntimeError(
                 f"{where} was written in version {version!r} of the gradcore format; this version of "
-                f"gradcore reads version {FORMAT_VERSION}"
+                f"gradcore reads versions {', '.join(str(v) for v in READABLE_VERSIONS)}"
             )
         try:
-            return _Reader(archive, map_location, where).decode(manifest["root"])
+            return _Reader(archive, map_location, where, version).decode(manifest["root"])
         except RecursionError:
             raise RuntimeError(
                 f"{where} is not a valid gradcore checkpoint: its entries are nested too deeply"
             ) from None
+
+
+# -- safetensors ------------------------------------------------------------------------------------------
+def _safetensors_numpy():
+    try:
+        import safetensors.numpy as safetensors_numpy
+    except ImportError:
+        raise ImportError("save_safetensors and load_safetensors need the safetensors package: "
+                          "pip install 'gradcore[safetensors]'") from None
+    return safetensors_numpy
+
+
+def save_safetensors(tensors: dict[str, Tensor], filename: str | os.PathLike,
+                     metadata: dict[str, str] | None = None) -> None:
+    """Saves a flat dict of tensors (such as a ``state_dict()``) to a ``.safetensors`` file.
+
+    The file is what ``safetensors.torch.load_file`` reads: keys, dtypes, shapes and bytes. Tensors are
+    copied to the host; the ones that share memory are written as independent copies, as safetensors asks.
+    The file is written atomically, as ``save`` writes.
+    """
+    safetensors_numpy = _safetensors_numpy()
+    if not isinstance(tensors, dict):
+        raise TypeError(f"save_safetensors expects a dict of tensors, not {type(tensors).__name__}")
+    arrays = {}
+    for key, tensor in tensors.items():
+        if not isinstance(key, str):
+            raise TypeError(f"save_safetensors: keys must be strings, got {type(key).__name__} ({key!r})")
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"save_safetensors: the value of {key!r} is a {type(tensor).__name__}, not a Tensor")
+        host = backend_of(tensor._data).to_numpy(tensor._data)
+        arrays[key] = np.array(host, order="C", copy=True)  # (ascontiguousarray would make 0-d arrays 1-d)
+    if metadata is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise TypeError("save_safetensors: metadata must map strings to strings")
+    path = os.fspath(filename)
+    folder = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.close(descriptor)
+    try:
+        safetensors_numpy.save_file(arrays, temporary, metadata=metadata)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def load_safetensors(filename: str | os.PathLike, device: str | Device = "cpu") -> dict[str, Tensor]:
+    """Loads a ``.safetensors`` file into a dict of tensors on ``device``.
+
+    Any file that is not a valid safetensors file, or holds a dtype gradcore lacks (bfloat16, float8), raises
+    RuntimeError.
+    """
+    safetensors_numpy = _safetensors_numpy()
+    where = _describe(filename)
+    try:
+        arrays = safetensors_numpy.load_file(os.fspath(filename))
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise RuntimeError(f"{where} is not a valid safetensors file: {error}") from None
+    except Exception as error:  # the package's own SafetensorError
+        if type(error).__name__ == "SafetensorError":
+            raise RuntimeError(f"{where} is not a valid safetensors file: {error}") from None
+        raise
+    target = Device(device)
+    result = {}
+    for key, array in arrays.items():
+        if array.dtype not in {d.numpy for d in _dtypes.ALL_DTYPES}:
+            raise RuntimeError(f"{where}: tensor {key!r} has dtype {array.dtype}, which gradcore does not have")
+        tensor = make_tensor(array if array.flags.c_contiguous else array.copy())
+        result[key] = tensor if target.type == "cpu" else tensor.to(target)
+    return result

@@ -89,8 +89,10 @@ def _shape_from_args(args) -> tuple:
 class Tensor:
     """A multi-dimensional array that can record the operations applied to it for automatic differentiation."""
 
+    # "__dict__" lets users attach attributes (``p.tag = ...``) as PyTorch's tensors do; the dict is only
+    # created when the first one is set, so tensors without them cost one pointer more.
     __slots__ = ("_data", "_requires_grad", "_grad_fn", "_output_nr", "_version_counter", "_base", "_view_chain",
-                 "_view_base_fn", "_grad", "_backward_hooks", "_accumulator_ref", "__weakref__")
+                 "_view_base_fn", "_grad", "_backward_hooks", "_accumulator_ref", "__dict__", "__weakref__")
     __array_priority__ = 1000
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray * tensor gives a tensor
     _legacy_dtype: Any = None
@@ -112,7 +114,7 @@ class Tensor:
             shape = _shape_from_args(args)
             array = backend.zeros(shape, dtype.numpy)
         fresh = make_tensor(array)
-        for name in Tensor.__slots__[:-1]:
+        for name in Tensor.__slots__[:-2]:
             if name not in ("_view_chain", "_view_base_fn"):
                 object.__setattr__(self, name, getattr(fresh, name))
 
@@ -943,6 +945,8 @@ class Tensor:
         host = backend_of(self._data).to_numpy(self._data)
         if host is self._data:
             host = host.copy()  # copy.copy() goes through here too, and must not share memory
+        if self.__dict__:  # attributes the user attached are restored by pickle, as in PyTorch
+            return (_rebuild_tensor, (host, str(self.device), self._requires_grad), dict(self.__dict__))
         return (_rebuild_tensor, (host, str(self.device), self._requires_grad))
 
     def __deepcopy__(self, memo):
@@ -954,6 +958,10 @@ class Tensor:
         if self._grad is not None:
             t._grad = make_tensor(self._grad._data.copy())
         memo[id(self)] = t
+        if self.__dict__:  # attributes the user attached travel with the copy, as in PyTorch
+            import copy
+
+            t.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return t
 
     # -- methods that delegate to ops ------------------------------------------------------------

@@ -358,3 +358,238 @@ def test_a_manifest_that_is_not_json_is_refused():
     out.seek(0)
     with pytest.raises(RuntimeError, match="not valid JSON"):
         gradcore.load(out)
+
+
+# -- atomic saves -------------------------------------------------------------------------------------------
+def test_a_failed_save_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    gradcore.save({"w": gradcore.arange(4.0)}, path)
+    before = path.read_bytes()
+    # An object that cannot be saved is found before anything is written.
+    with pytest.raises(TypeError, match="cannot save an object of type"):
+        gradcore.save({"w": gradcore.ones(3), "later": object()}, path)
+    assert path.read_bytes() == before
+    # A failure in the middle of writing (a full disk, say) leaves the old file and no temporary file.
+    calls = []
+
+    def failing_write(*args, **kwargs):
+        calls.append(1)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np.lib.format, "write_array", failing_write)
+    with pytest.raises(OSError, match="No space left"):
+        gradcore.save({"w": gradcore.ones(3)}, path)
+    monkeypatch.undo()
+    assert calls and path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+    gradcore.save({"w": gradcore.ones(2)}, path)
+    assert gradcore.load(path)["w"].tolist() == [1.0, 1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+# -- a hardened loader --------------------------------------------------------------------------------------
+def saved_bytes(obj):
+    buffer = io.BytesIO()
+    gradcore.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def rewrite_archive(data, change):
+    """Rebuilds an archive, passing each (ZipInfo, bytes) through ``change`` (which returns them, maybe new)."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            info, content = change(info, source.read(info))
+            target.writestr(info, content)
+    return out.getvalue()
+
+
+def load_bytes(data):
+    return gradcore.load(io.BytesIO(data))
+
+
+def test_compressed_members_are_refused():
+    data = saved_bytes({"w": gradcore.zeros(100)})
+
+    def compress(info, content):
+        info.compress_type = zipfile.ZIP_DEFLATED
+        return info, content
+
+    with pytest.raises(RuntimeError, match="is compressed, and gradcore writes no compressed members"):
+        load_bytes(rewrite_archive(data, compress))
+
+
+def test_a_manifest_over_the_limit_is_refused(monkeypatch):
+    data = saved_bytes({f"w{i}": gradcore.zeros(1) for i in range(50)})
+    monkeypatch.setattr(gradcore.serialization, "MAX_MANIFEST_BYTES", 1000)
+    with pytest.raises(RuntimeError, match="manifest.json has .* bytes, more than the 1000 allowed"):
+        load_bytes(data)
+
+
+def test_declared_sizes_are_checked_before_allocating():
+    data = saved_bytes({"w": gradcore.zeros(4)})
+    huge = [1 << 20, 1 << 20, 1 << 10]  # 4 TiB of float32
+
+    def claim_huge(info, content):
+        if info.filename == "manifest.json":
+            manifest = json.loads(content)
+            manifest["root"]["items"][0][1]["shape"] = huge
+            content = json.dumps(manifest).encode()
+        elif info.filename.endswith(".npy"):
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": tuple(huge)})
+            content = header.getvalue() + content[-16:]
+        return info, content
+
+    with pytest.raises(RuntimeError, match="holds 16 bytes, not the 4503599627370496 that"):
+        load_bytes(rewrite_archive(data, claim_huge))
+
+
+def test_a_member_larger_than_the_archive_is_refused():
+    data = bytearray(saved_bytes({"w": gradcore.zeros(4)}))
+    # The central directory's uncompressed and compressed sizes of the first member, made enormous.
+    central = data.rfind(b"PK\x01\x02")
+    first = data.find(b"PK\x01\x02")
+    assert first != -1 and central != -1
+    data[first + 20:first + 28] = (1 << 31).to_bytes(4, "little") * 2
+    with pytest.raises(RuntimeError, match="not a valid gradcore checkpoint"):
+        load_bytes(bytes(data))
+
+
+def fuzz_object():
+    gradcore.manual_seed(0)
+    base = gradcore.randn(6, 4)
+    return OrderedDict(weight=gradcore.randn(5, 3), bias=gradcore.arange(7), flags=gradcore.tensor([True, False]),
+                       nested={"lr": 0.125, "steps": [1, 2, 3], "name": "adam"}, base=base, row=base[2],
+                       column=base[:, 1])
+
+
+def same(loaded, original):
+    if isinstance(original, gradcore.Tensor):
+        return (isinstance(loaded, gradcore.Tensor) and loaded.dtype is original.dtype
+                and loaded.shape == original.shape
+                and loaded.numpy().tobytes() == np.ascontiguousarray(original.numpy()).tobytes())
+    if isinstance(original, dict):
+        return (isinstance(loaded, dict) and list(loaded) == list(original)
+                and all(same(loaded[k], v) for k, v in original.items()))
+    if isinstance(original, (list, tuple)):
+        return type(loaded) is type(original) and len(loaded) == len(original) and all(
+            same(a, b) for a, b in zip(loaded, original))
+    return type(loaded) is type(original) and loaded == original
+
+
+def test_bit_flips_and_truncations_raise_runtime_error_or_load_unchanged():
+    original = fuzz_object()
+    data = saved_bytes(original)
+    assert same(load_bytes(data), original)
+    rng = np.random.default_rng(2024)
+    unchanged = 0
+    positions = list(range(len(data))) if len(data) <= 4000 else rng.choice(len(data), 4000, replace=False)
+    for position in positions:
+        corrupt = bytearray(data)
+        corrupt[position] ^= 1 << int(rng.integers(8))
+        try:
+            loaded = load_bytes(bytes(corrupt))
+        except RuntimeError:
+            continue
+        # A flip the format does not read (a timestamp, a version-made-by byte) may load: then unchanged.
+        assert same(loaded, original), f"a flip at byte {position} loaded different values"
+        unchanged += 1
+    assert unchanged < len(positions) // 4
+    for length in range(len(data)):
+        with pytest.raises(RuntimeError):
+            load_bytes(data[:length])
+
+
+# -- views that share storage ---------------------------------------------------------------------------------
+def test_views_that_shared_storage_share_it_when_loaded():
+    # CPU tensors: views of CUDA tensors are saved and loaded as independent copies.
+    base = gradcore.arange(12.0, device="cpu").reshape(3, 4)
+    views = {"base": base, "row": base[1], "column": base[:, 2], "flat": base.reshape(-1), "alone": gradcore.ones(2)}
+    loaded = round_trip(views, map_location="cpu")
+    for key, value in views.items():
+        assert loaded[key].tolist() == value.tolist()
+    loaded["base"].add_(100)
+    assert loaded["row"].tolist() == [104.0, 105.0, 106.0, 107.0]
+    assert loaded["column"].tolist() == [102.0, 106.0, 110.0]
+    assert loaded["flat"][0].item() == 100.0
+    assert loaded["alone"].tolist() == [1.0, 1.0]
+    # Without shared memory the file is written as before, in version 1.
+    archive = zipfile.ZipFile(io.BytesIO(saved_bytes({"a": gradcore.ones(2), "b": gradcore.ones(2)})))
+    assert json.loads(archive.read("manifest.json"))["version"] == 1
+
+
+def test_a_view_reaching_outside_its_storage_is_refused():
+    base = gradcore.arange(8.0, device="cpu")
+    data = saved_bytes({"base": base, "tail": base[4:]})
+
+    def stretch(info, content):
+        if info.filename == "manifest.json":
+            manifest = json.loads(content)
+            manifest["root"]["items"][1][1]["offset"] = 6
+            manifest["root"]["items"][1][1]["strides"] = [3]
+            content = json.dumps(manifest).encode()
+        return info, content
+
+    assert round_trip({"base": base, "tail": base[4:]})["tail"].tolist() == [4.0, 5.0, 6.0, 7.0]
+    with pytest.raises(RuntimeError, match="reaches elements 6 to 15 of storage 0, which has 8"):
+        load_bytes(rewrite_archive(data, stretch))
+
+
+# -- safetensors ----------------------------------------------------------------------------------------------
+def test_safetensors_round_trip_with_pytorch(tmp_path):
+    torch = pytest.importorskip("torch")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    from gradcore.serialization import load_safetensors, save_safetensors
+
+    gradcore.manual_seed(1)
+    model = gradcore.nn.Sequential(gradcore.nn.Linear(4, 8), gradcore.nn.LayerNorm(8), gradcore.nn.ReLU(),
+                                   gradcore.nn.Linear(8, 2), gradcore.nn.BatchNorm1d(2))
+    model.state_dict()["4.running_mean"].add_(0.5)
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    path = tmp_path / "model.safetensors"
+    save_safetensors(model.state_dict(), path, metadata={"format": "pt"})
+
+    torch_model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.ReLU(),
+                                      torch.nn.Linear(8, 2), torch.nn.BatchNorm1d(2))
+    torch_model.load_state_dict(safetensors_torch.load_file(str(path)))
+    torch_model.eval()
+    model.eval()
+    np.testing.assert_allclose(torch_model(torch.tensor(x)).detach().numpy(),
+                               model(gradcore.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+    with torch.no_grad():
+        for p in torch_model.parameters():
+            p.mul_(-2)
+    back = tmp_path / "back.safetensors"
+    safetensors_torch.save_file(torch_model.state_dict(), str(back))
+    loaded = load_safetensors(back)
+    assert sorted(loaded) == sorted(torch_model.state_dict())
+    assert loaded["4.num_batches_tracked"].dtype == gradcore.int64 and loaded["4.num_batches_tracked"].shape == ()
+    model.load_state_dict(loaded)
+    np.testing.assert_allclose(model(gradcore.tensor(x)).detach().numpy(),
+                               torch_model(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_safetensors_errors(tmp_path):
+    pytest.importorskip("safetensors")
+    from gradcore.serialization import load_safetensors, save_safetensors
+
+    path = tmp_path / "w.safetensors"
+    with pytest.raises(TypeError, match="not a Tensor"):
+        save_safetensors({"w": [1.0]}, path)
+    with pytest.raises(TypeError, match="keys must be strings"):
+        save_safetensors({1: gradcore.ones(1)}, path)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+    save_safetensors({"w": gradcore.ones(3)}, path)
+    data = path.read_bytes()
+    (tmp_path / "bad.safetensors").write_bytes(data[:20])
+    with pytest.raises(RuntimeError, match="not a valid safetensors file"):
+        load_safetensors(tmp_path / "bad.safetensors")
+    # Tensors that share memory are written as copies and load as independent tensors.
+    base = gradcore.arange(4.0)
+    save_safetensors({"a": base, "b": base[1:3]}, path)
+    loaded = load_safetensors(path)
+    assert loaded["b"].tolist() == [1.0, 2.0] and loaded["a"].tolist() == [0.0, 1.0, 2.0, 3.0]

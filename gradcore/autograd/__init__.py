@@ -9,7 +9,8 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "once_differentiable", "no_grad", "enable_grad",
            "set_grad_enabled", "is_grad_enabled", "inference_mode", "is_inference_mode_enabled", "gradcheck",
-           "gradgradcheck", "GradcheckError", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled"]
+           "gradgradcheck", "GradcheckError", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "Variable",
+           "functional"]
 
 
 def _as_tuple(x) -> tuple:
@@ -134,3 +135,31 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         result.append(g)
     return tuple(result)
 
+
+
+class _VariableMeta(type):
+    def __instancecheck__(cls, instance) -> bool:
+        from ..tensor import Tensor
+
+        return isinstance(instance, Tensor)
+
+
+class Variable(metaclass=_VariableMeta):
+    """The pre-0.4 wrapper, kept for old programs: ``Variable(t)`` returns a tensor sharing ``t``'s data.
+
+    The result is a new leaf (detached from ``t``'s history) that requires grad when ``requires_grad`` says
+    so, and every tensor is an instance of ``Variable``, as in PyTorch.
+    """
+
+    def __new__(cls, data=None, requires_grad: bool = False, volatile: bool = False):
+        from ..creation import tensor as _tensor
+        from ..tensor import Tensor
+
+        if data is None:
+            data = _tensor([])
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+        return data.detach().requires_grad_(requires_grad)
+
+
+from . import functional  # noqa: E402  (it uses grad and backward, defined above)

@@ -1,13 +1,10 @@
-"""``gradcore.nn``: modules, parameters, layers, losses, ``functional`` and ``init``, with PyTorch's names.
+"""``gradcore.nn``: modules, parameters, layers, losses, ``functional``, ``init`` and ``utils``, with PyTorch's names.
 
 ``import gradcore.nn as nn`` then ``nn.Linear(2, 3)``, ``nn.functional.relu(x)``, ``nn.init.zeros_(w)``.
 """
-from . import functional, init
-from .modules import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Flatten, GELU, Identity, L1Loss,
-                      LeakyReLU, Linear, LogSoftmax, Module, ModuleList, MSELoss, NLLLoss, ReLU, Sequential, Sigmoid,
-                      Softmax, Tanh)
+from . import functional, init, utils
+from .modules import *  # noqa: F401,F403  (the layers, listed in modules.__all__)
+from .modules import __all__ as _module_names
 from .parameter import Parameter
 
-__all__ = ["Module", "Parameter", "functional", "init", "Linear", "Identity", "ReLU", "Sigmoid", "Tanh", "LeakyReLU",
-           "GELU", "Softmax", "LogSoftmax", "Dropout", "Flatten", "Sequential", "ModuleList", "MSELoss", "L1Loss",
-           "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss"]
+__all__ = ["Parameter", "functional", "init", "utils"] + list(_module_names)

@@ -272,3 +272,29 @@ def lerp_(target: Tensor, end: Tensor, weight: float) -> Tensor:
     if abs(weight) < 0.5:
         return target.add_(difference.mul_(weight))
     return target.copy_(end - difference.mul_(1 - weight))
+
+
+def lerp_array_(target, end, weight: float) -> None:
+    """``lerp_`` on arrays: in place ``target += weight * (end - target)``, computed as PyTorch's kernel does."""
+    difference = end - target
+    if abs(weight) < 0.5:
+        difference *= weight
+        target += difference
+    else:
+        difference *= 1 - weight
+        target[...] = end - difference
+
+
+def check_betas_and_basics(lr: float, eps: float, weight_decay: float, betas: tuple | None = None) -> None:
+    """Raises PyTorch's ValueError for a negative learning rate, epsilon or weight decay, or a beta outside [0, 1)."""
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if betas is not None:
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")

@@ -299,3 +299,65 @@ def test_loading_torchs_adam_state_dict_continues_like_torch():
         opt.step()
     np.testing.assert_allclose(W.detach().numpy(), tW.detach().numpy(), rtol=0, atol=1e-10)
     np.testing.assert_allclose(b.detach().numpy(), tb.detach().numpy(), rtol=0, atol=1e-10)
+
+
+# -- Adagrad, Adamax, NAdam and RAdam ---------------------------------------------------------------------------
+MORE_CASES = {
+    "Adagrad": option_grid(lr=[0.05], lr_decay=[0.0, 0.01], weight_decay=[0.0, 0.1],
+                           initial_accumulator_value=[0.0, 0.5], eps=[1e-10, 1e-3], maximize=[False, True]),
+    "Adamax": option_grid(lr=[0.02], betas=[(0.9, 0.999), (0.8, 0.9)], eps=[1e-8, 1e-3],
+                          weight_decay=[0.0, 0.1], maximize=[False, True]),
+    "NAdam": option_grid(lr=[0.02], betas=[(0.9, 0.999), (0.8, 0.9)], eps=[1e-8, 1e-3], weight_decay=[0.0, 0.1],
+                         momentum_decay=[4e-3, 0.05], decoupled_weight_decay=[False, True],
+                         maximize=[False, True]),
+    # betas[1] = 0.9 makes rho_t pass 5 within the 20 steps, so both branches of the update run.
+    "RAdam": option_grid(lr=[0.02], betas=[(0.9, 0.999), (0.8, 0.9)], eps=[1e-8, 1e-3], weight_decay=[0.0, 0.1],
+                         decoupled_weight_decay=[False, True], maximize=[False, True]),
+}
+MORE_PARAMS = [(name, options) for name, cases in MORE_CASES.items() for options in cases]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name,options", MORE_PARAMS, ids=lambda v: v if isinstance(v, str) else case_id(v))
+def test_more_optimizers_match_torch(name, options, dtype):
+    assert_same_training(name, options, dtype)
+
+
+@pytest.mark.parametrize("name", ["Adagrad", "Adamax", "NAdam", "RAdam"])
+def test_more_optimizers_with_autograd_groups_and_state_dicts(name):
+    torch = pytest.importorskip("torch")
+    assert_same_training(name, {"lr": 0.01}, "float32", autograd=True)
+    assert_same_training(name, {}, "float64", groups=[{"lr": 0.03}, {"weight_decay": 0.2}])
+    state_dicts = []
+    for lib in (gradcore, torch):
+        W = lib.tensor(W0, dtype=lib.float64, requires_grad=True)
+        b = lib.tensor(B0, dtype=lib.float64, requires_grad=True)
+        optimizer = getattr(lib.optim, name)([W, b], lr=0.01)
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss_of(W, b, lib.tensor(X), lib.tensor(Y)).backward()
+            optimizer.step()
+        state_dicts.append(optimizer.state_dict())
+    ours, theirs = state_dicts
+    assert ours["param_groups"] == theirs["param_groups"]
+    for index, their_state in theirs["state"].items():
+        assert list(ours["state"][index]) == list(their_state)
+        for key, value in their_state.items():
+            np.testing.assert_allclose(ours["state"][index][key].numpy(), value.numpy(), rtol=0, atol=1e-12)
+            assert ours["state"][index][key].dtype.name == str(value.dtype).replace("torch.", "")
+
+
+@pytest.mark.parametrize("name,bad,message", [
+    ("Adagrad", {"lr_decay": -1}, "Invalid lr_decay value: -1"),
+    ("Adagrad", {"initial_accumulator_value": -1}, "Invalid initial_accumulator_value value: -1"),
+    ("Adamax", {"betas": (1.0, 0.9)}, "Invalid beta parameter at index 0: 1.0"),
+    ("NAdam", {"momentum_decay": -1}, "Invalid momentum_decay value: -1"),
+    ("RAdam", {"eps": -1}, "Invalid epsilon value: -1"),
+    ("RAdam", {"lr": -1}, "Invalid learning rate: -1"),
+])
+def test_more_optimizers_reject_bad_options_like_torch(name, bad, message):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=message):
+        getattr(gradcore.optim, name)([gradcore.zeros(2, requires_grad=True)], **bad)
+    with pytest.raises(ValueError, match=message):
+        getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)], **bad)

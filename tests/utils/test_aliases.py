@@ -1,0 +1,84 @@
+"""PyTorch's spellings that old and new programs use: accelerator, keepdims=, autograd.Variable."""
+import numpy as np
+import pytest
+
+import gradcore
+
+torch = pytest.importorskip("torch")
+
+
+def test_accelerator_matches_torch_without_a_gpu():
+    assert gradcore.accelerator.is_available() == gradcore.cuda.is_available()
+    if not gradcore.cuda.is_available():
+        assert gradcore.accelerator.current_accelerator() is None
+        assert gradcore.accelerator.current_accelerator(check_available=True) is None
+        assert gradcore.accelerator.device_count() == 0
+    else:
+        assert gradcore.accelerator.current_accelerator() == gradcore.device("cuda")
+    # The line PyTorch's examples start with.
+    device = gradcore.accelerator.current_accelerator().type if gradcore.accelerator.is_available() else "cpu"
+    assert gradcore.ones(2, device=device).device.type == device
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "prod", "amax", "amin", "std", "var", "logsumexp", "all", "any",
+                                  "argmax", "argmin"])
+def test_keepdims_is_an_alias_of_keepdim(name):
+    values = np.random.default_rng(0).standard_normal((2, 3, 4))
+    x, tx = gradcore.tensor(values), torch.tensor(values)
+    if name in ("all", "any"):
+        x, tx = x > 0, tx > 0
+    ours = getattr(gradcore, name)(x, 1, keepdims=True)
+    theirs = getattr(torch, name)(tx, 1, keepdims=True)
+    assert tuple(ours.shape) == tuple(theirs.shape) == (2, 1, 4)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    assert tuple(getattr(gradcore, name)(x, 1, keepdims=False).shape) == (2, 4)
+
+
+def test_keepdims_on_max_min_gradient():
+    x = gradcore.tensor([[1.0, 3.0], [4.0, 2.0]], requires_grad=True)
+    values, indices = gradcore.max(x, 1, keepdims=True)
+    assert values.shape == (2, 1) and indices.tolist() == [[1], [0]]
+    values.sum().backward()
+    assert x.grad.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+
+
+def test_variable_returns_a_detached_tensor():
+    from gradcore.autograd import Variable
+
+    a = gradcore.ones(2, requires_grad=True)
+    b = Variable(a * 2)
+    assert isinstance(b, gradcore.Tensor) and isinstance(a, Variable)
+    assert not b.requires_grad and b.grad_fn is None and b.is_leaf
+    c = Variable(a * 2, requires_grad=True)
+    assert c.requires_grad and c.is_leaf
+    (c * 3).sum().backward()
+    assert c.grad.tolist() == [3.0, 3.0] and a.grad is None
+    assert Variable().shape == (0,)
+    with pytest.raises(TypeError, match="Variable data has to be a tensor, but got list"):
+        Variable([1, 2])
+    with pytest.raises(TypeError, match="Variable data has to be a tensor, but got list"):
+        torch.autograd.Variable([1, 2])
+
+
+def test_tensors_accept_new_attributes_as_torchs_do():
+    import copy
+    import pickle
+
+    for lib in (gradcore, torch):
+        t = lib.ones(2, requires_grad=True)
+        t.tag = "weights"
+        p = lib.nn.Parameter(lib.zeros(3))
+        p.tag = ["a"]
+        assert t.tag == "weights" and p.tag == ["a"]
+        # PyTorch copies a tensor's attributes, but not a Parameter's.
+        assert not hasattr(copy.deepcopy(p), "tag")
+        copied = copy.deepcopy(t)
+        assert copied.tag == "weights" and copied.requires_grad
+        assert pickle.loads(pickle.dumps(t)).tag == "weights"
+        out = t * 2  # results of ops start without attributes
+        assert not hasattr(out, "tag")
+        with pytest.raises(AttributeError):
+            t.missing
+    # Built-in properties keep their checks.
+    with pytest.raises(RuntimeError):
+        gradcore.ones(2).grad = gradcore.ones(3)
