@@ -101,8 +101,8 @@ class CUDAGraph:
     def capture_end(self) -> None:
         """Ends CUDA graph capture on the current stream; ``replay`` may be called after it."""
         if self._capture_stream is None:
-            raise RuntimeError("Called CUDAGraph.capture_end without a preceding CUDAGraph.capture_begin")
-        if self._backend.xp.cuda.get_current_stream() is not self._capture_stream:
+            raise RuntimeError("Called CUDAGraph::capture_end without a preceding CUDAGraph::capture_begin")
+        if self._backend.xp.cuda.get_current_stream().ptr != self._capture_stream.ptr:
             raise RuntimeError("Capture must end on the same stream it began on.")
         capture_stream, self._capture_stream = self._capture_stream, None
         try:
@@ -127,12 +127,12 @@ class CUDAGraph:
     def instantiate(self) -> None:
         """Instantiates the CUDA graph (CuPy already did when the capture ended: nothing to do)."""
         if self._cupy_graph is None:
-            raise RuntimeError("Called CUDAGraph.instantiate without a preceding successful capture.")
+            raise RuntimeError("Called CUDAGraph::instantiate without a preceding successful capture.")
 
     def replay(self) -> None:
         """Replays the CUDA work captured by this graph, on the current stream."""
         if self._cupy_graph is None:
-            raise RuntimeError("Called CUDAGraph.replay without a preceding successful capture.")
+            raise RuntimeError("Called CUDAGraph::replay without a preceding successful capture.")
         self._cupy_graph.launch(self._backend.xp.cuda.get_current_stream())
 
     def reset(self) -> None:
@@ -144,7 +144,7 @@ class CUDAGraph:
     def pool(self) -> _GraphPool:
         """Returns an opaque token representing the id of this graph's memory pool (for ``pool=``)."""
         if self._pool is None:
-            raise RuntimeError("Called CUDAGraph.pool without a preceding capture_begin.")
+            raise RuntimeError("Called CUDAGraph::pool() without a preceding capture_begin.")
         return self._pool
 
     def enable_debug_mode(self) -> None:
@@ -156,7 +156,7 @@ class CUDAGraph:
         if not self._debug:
             raise RuntimeError("CUDA graphs: call enable_debug_mode() before debug_dump()")
         if self._cupy_graph is None:
-            raise RuntimeError("Called CUDAGraph.debug_dump without a preceding successful capture.")
+            raise RuntimeError("Called CUDAGraph::debug_dump without a preceding successful capture.")
         with open(debug_path, "w", encoding="utf-8") as file:
             file.write(self._cupy_graph.debug_dot_str())
 

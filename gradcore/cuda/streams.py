@@ -78,7 +78,8 @@ class Stream:
         self._cupy_stream.__exit__(*exc)
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Stream) and self._cupy_stream is other._cupy_stream
+        return (isinstance(other, Stream) and self.cuda_stream == other.cuda_stream
+                and self._backend.index == other._backend.index)
 
     def __hash__(self) -> int:
         return hash((self.cuda_stream, self._backend.index))

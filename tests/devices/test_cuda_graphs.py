@@ -254,6 +254,15 @@ def test_graph_errors_are_pytorchs(cuda):
         g.replay()
     with pytest.raises(RuntimeError, match="must be captured on a non-default stream"):
         g.capture_begin()
+    with pytest.raises(RuntimeError, match="capture_end without a preceding CUDAGraph::capture_begin"):
+        g.capture_end()
+    with gradcore.cuda.stream(gradcore.cuda.Stream()):
+        g.capture_begin()
+        with gradcore.cuda.stream(gradcore.cuda.Stream()):
+            with pytest.raises(RuntimeError, match="Capture must end on the same stream it began on"):
+                g.capture_end()
+        g.capture_end()
+    g = gradcore.cuda.CUDAGraph()
     with pytest.raises(RuntimeError, match="Unknown capture error mode"):
         with gradcore.cuda.graph(g, capture_error_mode="loose"):
             pass
