@@ -112,13 +112,14 @@ class CUDAGraph:
             self._allocator_context = None
 
     def _abandon_capture(self) -> None:
-        """Ends a capture that failed and forgets it (its error is CUDA's, not the user's)."""
+        """Ends the capture of a block that raised, and forgets it: the block's error is the one to report, not
+        the invalidated capture's."""
         if self._capture_stream is None:
             return
         capture_stream, self._capture_stream = self._capture_stream, None
         try:
             capture_stream.end_capture()
-        except Exception:  # noqa: BLE001, S110 - an invalidated capture raises here; the user's error matters
+        except Exception:  # noqa: BLE001, S110 - an invalidated capture raises here
             pass
         finally:
             self._allocator_context.close()

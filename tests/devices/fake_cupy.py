@@ -18,8 +18,11 @@ recording (they are the same memory), nor does ``empty`` (it writes nothing). Wh
 raises ``cuda.runtime.CUDARuntimeError`` as on a GPU and invalidates the capture (``end_capture`` then raises
 ``cudaErrorStreamCaptureInvalidated``): synchronizing, reading device values on the host (``get``,
 ``asnumpy``, ``float``/``int``/``bool``, ``item``, ``tolist``), copying host data to the device (``asarray``
-of numpy arrays, lists or Python numbers, host index arrays, host values assigned with ``__setitem__``), and
-work on the legacy default stream while a capture runs (``cudaErrorStreamCaptureImplicit``).
+of numpy arrays, lists or Python numbers, host index arrays, host values assigned with ``__setitem__``: CUDA
+refuses a copy from pageable memory, and one from CuPy's pinned staging buffer would be replayed from a buffer
+reused since), and work on the legacy default stream while a capture runs
+(``cudaErrorStreamCaptureImplicit``).
+
 What it cannot check (a GPU run, ``pytest --device cuda``, does): CuPy's own kernels, numerics, dtype rules;
 functions numpy has and CuPy lacks (only ``errstate`` is hidden); ``numpy.asarray`` on device memory (numpy
 accepts an ndarray subclass silently, CuPy raises); asynchrony between streams (everything runs at once, in
