@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .anomaly_mode import detect_anomaly, set_detect_anomaly, is_anomaly_enabled
+from .dot import graph_to_dot, render_graph
 from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                         set_grad_enabled)
@@ -10,7 +11,7 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "once_differentiable", "no_grad", "enable_grad",
            "set_grad_enabled", "is_grad_enabled", "inference_mode", "is_inference_mode_enabled", "gradcheck",
            "gradgradcheck", "GradcheckError", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "Variable",
-           "functional"]
+           "functional", "graph_to_dot", "render_graph"]
 
 
 def _as_tuple(x) -> tuple:

@@ -9,7 +9,7 @@ from .._capture.trace import scalar_sqrt
 from .._dtypes import float32
 from ..backend import array_module
 from ..ops._util import quiet_float_errors
-from .optimizer import Optimizer, ParamsT, written
+from .optimizer import Optimizer, ParamsT, refuse_cuda_graph_capture, written
 from .sgd import _check_unsupported
 
 __all__ = ["Adam"]
@@ -81,6 +81,7 @@ class Adam(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform a single optimization step to update the parameters."""
         loss = self._evaluate_closure(closure)
+        refuse_cuda_graph_capture(self)
         # On the arrays (see optimizer.written), in the order of operations of the tensor ops that spell the
         # update out: optimizer.lerp_, addcmul_ and addcdiv_.
         for group in self.param_groups:

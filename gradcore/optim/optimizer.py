@@ -241,6 +241,21 @@ def _cast_state(param: Tensor, value: Any, key: Any = None) -> Any:
 # in-place op does for autograd.
 
 
+def refuse_cuda_graph_capture(optimizer: Optimizer) -> None:
+    """Raises RuntimeError when a CUDA graph capture is underway on the current stream, as PyTorch does for an
+    optimizer whose step keeps values on the host (its step count): a replay would not advance them."""
+    from .. import cuda
+
+    if not (cuda.is_available() and cuda.is_current_stream_capturing()):
+        return
+    name = type(optimizer).__name__
+    if not all(group.get("capturable", False) for group in optimizer.param_groups):
+        raise RuntimeError(f"Attempting CUDA graph capture of step() for an instance of {name} but "
+                           "param_groups' capturable is False.")
+    raise RuntimeError(f"Attempting CUDA graph capture of step() for an instance of {name}: capturable=True is "
+                       "not supported by gradcore, whose step reads its step count on the host")
+
+
 def written(*tensors: Tensor) -> None:
     """Marks tensors whose arrays a step updated directly as changed in place (bumps their version), so that a
     backward through a graph that saved one of them before the step refuses to run, as after an in-place op."""

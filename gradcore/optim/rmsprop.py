@@ -7,7 +7,7 @@ from typing import Any, Callable
 from .. import creation
 from .._dtypes import float32
 from ..autograd.grad_mode import no_grad
-from .optimizer import Optimizer, ParamsT, addcdiv_, addcmul_, lerp_
+from .optimizer import Optimizer, ParamsT, addcdiv_, addcmul_, lerp_, refuse_cuda_graph_capture
 from .sgd import _check_unsupported
 
 __all__ = ["RMSprop"]
@@ -75,6 +75,7 @@ class RMSprop(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform a single optimization step to update the parameters."""
         loss = self._evaluate_closure(closure)
+        refuse_cuda_graph_capture(self)
         with no_grad():
             for group in self.param_groups:
                 lr, alpha, eps = group["lr"], group["alpha"], group["eps"]

@@ -195,6 +195,10 @@ class CountingLauncher:
 
     The emulated launcher allocates numpy outputs; here they are viewed as ``array_module.ndarray`` (the same
     memory, guard bands included), so that what a kernel path returns is a device array like every other op's.
+
+    Each launch goes through the array module's ``launch_on_current_stream`` when it has one (the CuPy test
+    double does): it runs at once and, while the current stream captures, is recorded into the CUDA graph, so
+    that every launch of the graph runs (and counts) it again with the same arguments, as a GPU does.
     """
 
     def __init__(self, emulated: EmulatedLauncher, array_module) -> None:
@@ -211,5 +215,16 @@ class CountingLauncher:
     def launch(self, kernel: str, grid: tuple, block: tuple, args, dtype) -> None:
         # "gradcore::gemm<float, 32, 32, 16, 4, 4>" counts as "gemm", "gradcore::relu_backward<double>" as
         # "relu_backward".
-        self.counts[kernel.split("::")[1].split("<")[0]] += 1
-        self._emulated.launch(kernel, grid, block, args, dtype)
+        name = kernel.split("::")[1].split("<")[0]
+        args = tuple(args)
+
+        def launch_kernel() -> None:
+            self.counts[name] += 1
+            self._emulated.launch(kernel, grid, block, args, dtype)
+
+        launch_kernel.__name__ = name
+        on_current_stream = getattr(self.xp, "launch_on_current_stream", None)
+        if on_current_stream is None:
+            launch_kernel()
+        else:
+            on_current_stream(launch_kernel)

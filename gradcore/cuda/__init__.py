@@ -3,16 +3,21 @@
 On a machine without a GPU, a driver or CuPy, ``is_available()`` is False and ``device_count()`` 0 (neither
 ever raises); the seeding and memory functions then do nothing, as in PyTorch, and the functions that need a
 device (``current_device``, ``synchronize``) raise RuntimeError saying what is missing.
+
+Streams (``Stream``, ``current_stream``, ``stream``) live in ``streams.py``; CUDA graphs captured by hand
+(``CUDAGraph``, ``graph``, ``make_graphed_callables``) in ``graphs.py``.
 """
 from __future__ import annotations
 
 from typing import Optional, Union
 
-from .backend import cuda as _backend
-from .backend import device as _device
+from ..backend import cuda as _backend
+from ..backend import device as _device
 
 __all__ = ["is_available", "device_count", "current_device", "set_device", "device", "synchronize",
-           "manual_seed", "manual_seed_all", "memory_allocated", "empty_cache"]
+           "manual_seed", "manual_seed_all", "memory_allocated", "empty_cache",
+           "Stream", "current_stream", "default_stream", "stream",
+           "CUDAGraph", "graph", "graph_pool_handle", "is_current_stream_capturing", "make_graphed_callables"]
 
 _DeviceLike = Optional[Union[int, str, _device]]
 
@@ -96,3 +101,9 @@ def empty_cache() -> None:
     """Releases all unoccupied cached memory held for the GPUs (does nothing without CUDA)."""
     for index in range(device_count()):
         _backend.get_backend(index).empty_cache()
+
+
+# After the functions above, which the graphs use.
+from .streams import Stream, current_stream, default_stream, stream  # noqa: E402
+from .graphs import (CUDAGraph, graph, graph_pool_handle, is_current_stream_capturing,  # noqa: E402
+                     make_graphed_callables)
