@@ -11,3 +11,12 @@ from .parameter import Parameter
 __all__ = ["Module", "Parameter", "functional", "init", "Linear", "Identity", "ReLU", "Sigmoid", "Tanh", "LeakyReLU",
            "GELU", "Softmax", "LogSoftmax", "Dropout", "Flatten", "Sequential", "ModuleList", "MSELoss", "L1Loss",
            "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss"]
+
+
+def __getattr__(name: str):
+    # nn.parallel loads on first use: it imports gradcore.distributed, which the rest of nn does not need.
+    if name == "parallel":
+        import importlib
+
+        return importlib.import_module(".parallel", __name__)
+    raise AttributeError(f"module 'gradcore.nn' has no attribute '{name}'")

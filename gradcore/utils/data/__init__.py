@@ -417,3 +417,6 @@ class DataLoader(Generic[T_co]):
 
     def _deliver(self, batch: Any) -> Any:
         return batch if self.device is None else _move_to(batch, self.device)
+
+
+from .distributed import DistributedSampler  # noqa: E402  (it builds on Sampler, defined above)
