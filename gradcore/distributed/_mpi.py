@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 import traceback
 
 import numpy as np
@@ -26,7 +28,14 @@ class MPIProcessGroup(ProcessGroup):
     ``Ibcast``, ...), returned as a ``Work``; the blocking forms wait on it. ``AVG`` is a sum divided by the world
     size in place on completion, as MPI has no average. ``all_gather`` and ``reduce_scatter`` take lists of
     separate tensors, which MPI cannot address as one buffer: they go through one contiguous staging array.
+
+    MPI moves a non-blocking collective on only inside MPI calls. So that a transfer started during backward
+    (``DistributedDataParallel``'s buckets) advances while backward computes, a progress thread polls the
+    requests in flight every ``PROGRESS_INTERVAL_S``; numpy releases the interpreter lock in its products, so
+    the polls run beside them. The thread sleeps while nothing is in flight.
     """
+
+    PROGRESS_INTERVAL_S = 2e-4
 
     backend = "mpi"
     device_type = "cpu"
@@ -38,8 +47,30 @@ class MPIProcessGroup(ProcessGroup):
         self._ops = {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.PROD,
                      ReduceOp.MIN: MPI.MIN, ReduceOp.MAX: MPI.MAX}
         self._previous_excepthook = None
+        # MPI_THREAD_MULTIPLE (mpi4py's default) lets the progress thread call MPI; one request is never tested
+        # by two threads at once (the lock).
+        self._lock = threading.Lock()
+        self._in_flight: list = []
+        self._work_arrived = threading.Event()
+        self._stopping = False
+        self._progress_thread = None
         if self.size > 1:
             self._abort_on_uncaught_exception()
+            if MPI.Query_thread() == MPI.THREAD_MULTIPLE:
+                self._progress_thread = threading.Thread(target=self._make_progress, daemon=True,
+                                                         name="gradcore-mpi-progress")
+                self._progress_thread.start()
+
+    def _make_progress(self) -> None:
+        while True:
+            self._work_arrived.wait()
+            if self._stopping:
+                return
+            with self._lock:
+                self._in_flight = [request for request in self._in_flight if not request.Test()]
+                if not self._in_flight:
+                    self._work_arrived.clear()
+            time.sleep(self.PROGRESS_INTERVAL_S)
 
     def _abort_on_uncaught_exception(self) -> None:
         # A rank that ends with an exception would otherwise wait in MPI's finalisation for ranks that wait for
@@ -55,8 +86,17 @@ class MPIProcessGroup(ProcessGroup):
         sys.excepthook = abort_job
         self._previous_excepthook = previous
 
-    def _work(self, request, description: str, finish=None) -> Work:
-        return Work(request.Test, description, self.timeout_s, self.rank, finish)
+    def _work(self, request, description: str, finish=None, status=None) -> Work:
+        lock = self._lock
+
+        def test() -> bool:
+            with lock:
+                return request.Test(status) if status is not None else request.Test()
+        if self._progress_thread is not None:
+            with lock:
+                self._in_flight.append(request)
+            self._work_arrived.set()
+        return Work(test, description, self.timeout_s, self.rank, finish)
 
     def _mpi_op(self, op: ReduceOp, array: np.ndarray, function: str):
         if not isinstance(op, ReduceOp):
@@ -132,9 +172,8 @@ class MPIProcessGroup(ProcessGroup):
         status = self.MPI.Status()
         request = self.comm.Irecv(array, source=source, tag=tag)
         sender = "any rank" if src is None else f"rank {src}"
-        work = Work(lambda: request.Test(status), f"recv from {sender} (tag {tag}) of shape {list(tensor.shape)} "
-                    f"{tensor.dtype}", self.timeout_s, self.rank)
-        return work, status
+        return self._work(request, f"recv from {sender} (tag {tag}) of shape {list(tensor.shape)} {tensor.dtype}",
+                          status=status), status
 
     def barrier(self) -> Work:
         self.fingerprint_check("BARRIER", [])
@@ -142,10 +181,15 @@ class MPIProcessGroup(ProcessGroup):
 
     def _all_gather_bytes(self, payload: np.ndarray, description: str) -> np.ndarray:
         rows = np.empty((self.size, payload.size), np.uint8)
-        Work(self.comm.Iallgather(payload, rows).Test, description, self.timeout_s, self.rank).wait()
+        self._work(self.comm.Iallgather(payload, rows), description).wait()
         return rows
 
     def destroy(self) -> None:
+        if self._progress_thread is not None:
+            self._stopping = True
+            self._work_arrived.set()
+            self._progress_thread.join()
+            self._progress_thread = None
         if self._previous_excepthook is not None:
             sys.excepthook = self._previous_excepthook
             self._previous_excepthook = None

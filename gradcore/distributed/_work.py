@@ -17,8 +17,12 @@ class DistBackendError(DistError):
     __module__ = "gradcore.distributed"
 
 
-# Polling starts at 10 microseconds and backs off to 1 ms: a blocking MPI wait spins on a core, which on a
-# machine with fewer cores than ranks takes the core the other rank needs to reach the same collective.
+# MPI moves a non-blocking collective on only while it is polled (each poll may complete one round of a
+# multi-round algorithm), so a wait first polls without pause, yielding the core between polls, for up to
+# _SPIN_S; a longer wait (another rank is late) then sleeps between polls, backing off from 10 microseconds to
+# 1 ms, so as not to hold a core that a late rank needs on a machine with fewer cores than ranks. A blocking
+# MPI wait would spin for as long as it takes, with no bound.
+_SPIN_S = 0.05
 _FIRST_POLL_S = 1e-5
 _LONGEST_POLL_S = 1e-3
 
@@ -67,9 +71,14 @@ class Work:
             return True
         limit_s = self._timeout_s if timeout is None else _seconds(timeout)
         deadline = self._started + limit_s if timeout is None else time.monotonic() + limit_s
+        spin_until = time.monotonic() + _SPIN_S
         pause = _FIRST_POLL_S
         while not self._test():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now < spin_until:
+                time.sleep(0)  # a yield: a rank waiting for this one may take the core
+                continue
+            if now > deadline:
                 raise DistBackendError(
                     f"[Rank {self._rank}] {self._description} timed out after {limit_s:g} s: another rank did not "
                     "take part (it may have failed, exited or be running a different collective)")
