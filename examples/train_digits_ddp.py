@@ -57,14 +57,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def local_rank() -> int:
+    """Return this process's rank among the processes of its machine, as the launcher numbered them."""
+    for name in ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     """Train on every rank, save on rank 0, and raise SystemExit if the accuracy or the replicas are wrong."""
     args = parse_args(argv)
-    dist.init_process_group("nccl" if args.device == "cuda" else "mpi")
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+        # One GPU per process: the process's rank among those of its machine picks it (NCCL refuses two ranks
+        # on one GPU).
+        device = torch.device("cuda", local_rank() % torch.cuda.device_count())
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        device = torch.device("cpu")
+        dist.init_process_group("mpi")
     rank, world_size = dist.get_rank(), dist.get_world_size()
     if BATCH_SIZE % world_size:
         raise SystemExit(f"the global batch of {BATCH_SIZE} images must split evenly over {world_size} ranks")
-    device = torch.device(args.device, rank % torch.cuda.device_count()) if args.device == "cuda" else "cpu"
 
     torch.manual_seed(args.seed)  # the same on every rank; the broadcast at wrap time would fix it otherwise
     train_set, x_test, y_test = load_data(args.seed)

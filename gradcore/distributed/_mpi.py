@@ -67,7 +67,7 @@ class MPIProcessGroup(ProcessGroup):
             if self._stopping:
                 return
             with self._lock:
-                self._in_flight = [request for request in self._in_flight if not request.Test()]
+                self._in_flight = [pending for pending in self._in_flight if not pending.test()]
                 if not self._in_flight:
                     self._work_arrived.clear()
             time.sleep(self.PROGRESS_INTERVAL_S)
@@ -88,13 +88,14 @@ class MPIProcessGroup(ProcessGroup):
 
     def _work(self, request, description: str, finish=None, status=None) -> Work:
         lock = self._lock
+        pending = _Pending(request, status)
 
         def test() -> bool:
             with lock:
-                return request.Test(status) if status is not None else request.Test()
+                return pending.test()
         if self._progress_thread is not None:
             with lock:
-                self._in_flight.append(request)
+                self._in_flight.append(pending)
             self._work_arrived.set()
         return Work(test, description, self.timeout_s, self.rank, finish)
 
@@ -194,6 +195,22 @@ class MPIProcessGroup(ProcessGroup):
             sys.excepthook = self._previous_excepthook
             self._previous_excepthook = None
         self.comm.Free()
+
+
+class _Pending:
+    """A request in flight and whether it completed: testing a completed request again would reset its status."""
+
+    __slots__ = ("request", "status", "done")
+
+    def __init__(self, request, status) -> None:
+        self.request = request
+        self.status = status
+        self.done = False
+
+    def test(self) -> bool:
+        if not self.done:
+            self.done = self.request.Test(self.status) if self.status is not None else self.request.Test()
+        return self.done
 
 
 def _check_same(tensor, tensor_list, function: str, argument: str, size: int) -> None:

@@ -62,9 +62,9 @@ class NCCLProcessGroup(ProcessGroup):
         if not 0 <= rank < world_size:
             raise ValueError(f"init_process_group(): invalid rank {rank} for world size {world_size}")
         super().__init__(rank, world_size, timeout_s, check_collectives)
-        if device_id is not None:
-            index = device_id if isinstance(device_id, int) else device_id.index
-            cupy.cuda.Device(index).use()
+        if device_id is not None:  # the communicator belongs to the device current when it is made
+            from .. import cuda
+            cuda.set_device(device_id)
         unique_id = self._share_unique_id(nccl)
         self.comm = nccl.NcclCommunicator(world_size, unique_id, rank)
         self.stream = cupy.cuda.Stream(non_blocking=True)

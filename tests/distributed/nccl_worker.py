@@ -76,7 +76,20 @@ def nccl_ddp_equals_one_process(rank: int, size: int) -> None:
         np.testing.assert_allclose(p.detach().cpu().numpy(), q.detach().numpy(), rtol=0, atol=1e-6)
 
 
+def run_example(arguments: list) -> None:
+    """Runs examples/train_digits_ddp.py with these arguments on the doubles, two fake GPUs."""
+    import runpy
+    install_doubles()
+    fake_cupy.reset(2)
+    example = os.path.join(os.path.dirname(os.path.dirname(HERE)), "examples", "train_digits_ddp.py")
+    sys.argv = [example, *arguments]
+    runpy.run_path(example, run_name="__main__")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["example"]:
+        run_example(sys.argv[2:])
+        return
     install_doubles()
     dist.init_process_group("nccl")
     rank, size = dist.get_rank(), dist.get_world_size()
