@@ -11,6 +11,8 @@ import pytest
 import gradcore
 from mpi_launch import ROOT, run_mpi
 
+pytestmark = pytest.mark.mpiexec
+
 EXAMPLE = ROOT / "examples" / "train_digits_ddp.py"
 needs_digits_dependencies = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("sklearn", "tqdm", "matplotlib")),
