@@ -73,17 +73,6 @@ def worker(library: str, warmup: int, steps: int) -> None:
     labels = mod.tensor(rng.integers(0, d_out, batch))
     loss_fn = nn.CrossEntropyLoss()
 
-    def timed(step, count: int) -> list:
-        for _ in range(warmup):
-            step()
-        times = []
-        for _ in range(count):
-            dist.barrier()
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-        return times
-
     def training_step(net, optimizer):
         def step() -> None:
             optimizer.zero_grad()
@@ -91,19 +80,33 @@ def worker(library: str, warmup: int, steps: int) -> None:
             optimizer.step()
         return step
 
-    plain = timed(training_step(model, mod.optim.SGD(model.parameters(), lr=LEARNING_RATE)), steps)
+    # The plain model is a copy of the wrapped one's weights, so that both train the same network.
+    plain_model = nn.Sequential(nn.Linear(d_in, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, d_out))
+    plain_model.load_state_dict(model.state_dict())
+    plain_step = training_step(plain_model, mod.optim.SGD(plain_model.parameters(), lr=LEARNING_RATE))
     ddp = DistributedDataParallel(model)
-    optimizer = mod.optim.SGD(ddp.parameters(), lr=LEARNING_RATE)
-    ddp_times = timed(training_step(ddp, optimizer), steps)
-    no_sync_step = training_step(ddp, optimizer)
+    ddp_step = training_step(ddp, mod.optim.SGD(ddp.parameters(), lr=LEARNING_RATE))
 
-    def unsynchronised() -> None:
+    def no_sync_step() -> None:
         with ddp.no_sync():
-            no_sync_step()
-    no_sync_times = timed(unsynchronised, steps)
+            ddp_step()
     gradient_elements = sum(p.numel() for p in model.parameters())
     flat = mod.zeros(gradient_elements)
-    reduce_times = timed(lambda: dist.all_reduce(flat), steps)
+    kinds = {"plain": plain_step, "ddp": ddp_step, "no_sync": no_sync_step,
+             "all_reduce": lambda: dist.all_reduce(flat)}
+    # One step of each kind per round, so that a change of the machine's load during the run weighs on all
+    # figures alike; every step starts from a barrier, so the ranks start it together.
+    for _ in range(warmup):
+        for step in kinds.values():
+            step()
+    times: dict = {kind: [] for kind in kinds}
+    for _ in range(steps):
+        for kind, step in kinds.items():
+            dist.barrier()
+            start = time.perf_counter()
+            step()
+            times[kind].append(time.perf_counter() - start)
+    plain, ddp_times, no_sync_times, reduce_times = (times[k] for k in ("plain", "ddp", "no_sync", "all_reduce"))
     if rank == 0:
         median = statistics.median
         print("RESULT " + json.dumps({
