@@ -47,7 +47,9 @@ class DistributedDataParallel(Module):
     is all-reduced, averaged, without waiting, so that the transfer runs while backward goes on. The last
     gradient of backward waits for all buckets and writes the averages back into ``.grad``. ``no_sync()`` skips
     the all-reduce (gradients accumulate locally); ``find_unused_parameters=True`` lets a forward leave some
-    parameters out of the graph.
+    parameters out of the graph. One process drives one device, so ``device_ids``, ``output_device`` and
+    ``dim`` have nothing to choose; they, ``check_reduction`` and ``static_graph`` are accepted for PyTorch's
+    signature and change nothing.
     """
 
     def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0,
