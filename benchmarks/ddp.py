@@ -230,7 +230,23 @@ def report(results: dict, args: argparse.Namespace, load_start: str, load_end: s
         "GPU (NCCL): not measured on a GPU.",
         "",
     ]
+    busiest = max(_load_values(load_start) + _load_values(load_end), default=0.0)
+    cores = os.cpu_count() or 1
+    if busiest > 2 * cores:
+        lines[-2:-2] = [
+            f"Caution: the load average reached {busiest:.0f} on {cores} cores during this run (see above): the "
+            "processes spent much of each step waiting for a core, and a DDP step, where the ranks wait for each "
+            "other, suffers most from that. Rerun on a quiet machine before reading the differences.",
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _load_values(text: str) -> list:
+    try:
+        return [float(v) for v in text.split(", ")]
+    except ValueError:
+        return []
 
 
 def _mpi_version() -> str:
