@@ -56,3 +56,18 @@ def test_debug_level_is_checked(monkeypatch) -> None:
     monkeypatch.setenv("TORCH_DISTRIBUTED_DEBUG", "LOUD")
     with pytest.raises(ValueError, match="must be OFF, INFO, or DETAIL"):
         debug_level()
+
+
+def test_work_wait_is_bounded_by_the_timeout() -> None:
+    from gradcore.distributed._work import Work
+    polls = []
+    never = Work(lambda: polls.append(1) and False, "all_reduce (op SUM) of shape [2]", 0.2, rank=3)
+    with pytest.raises(dist.DistBackendError, match=r"\[Rank 3\] all_reduce \(op SUM\) of shape \[2\] timed out "
+                                                    r"after 0.2 s"):
+        never.wait()
+    assert not never.is_completed() and len(polls) > 2
+    finished = []
+    eventually = Work(lambda: len(polls) > 0 and bool(polls.pop()), "barrier", 5.0, rank=0,
+                      finish=lambda: finished.append(True))
+    assert eventually.wait() is True and eventually.is_completed() and finished == [True]
+    assert eventually.wait() is True and finished == [True]  # the finishing step runs once
