@@ -296,6 +296,29 @@ def ddp_rejects_another_model(rank, size):
         raise AssertionError("models of different shapes were accepted")
 
 
+@check("ddp")
+def ddp_broadcasts_parameters_and_buffers(rank, size):
+    class WithBuffer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+            self.register_buffer("running", torch.full((3,), float(rank)))
+
+        def forward(self, x):
+            return self.linear(x) + self.running[:2]
+
+    torch.manual_seed(rank)
+    module = WithBuffer()
+    model = DistributedDataParallel(module)
+    assert module.running.tolist() == [0.0] * 3  # rank 0's, at wrap time
+    weights = module.linear.weight.detach().clone()
+    dist.broadcast(weights, src=0)
+    np.testing.assert_array_equal(module.linear.weight.detach().numpy(), weights.numpy())
+    module.running.fill_(float(rank + 5))
+    model(torch.ones(1, 2)).sum().backward()  # each forward broadcasts the buffers again (broadcast_buffers)
+    assert module.running.tolist() == [5.0] * 3
+
+
 # -- failures ---------------------------------------------------------------------------------------------
 @check("mismatch")
 def mismatched_shapes_named(rank, size):
