@@ -73,12 +73,12 @@ def get_device(input: Tensor) -> int:
     return -1 if input.device.type == "cpu" else input.device.index
 
 
-_SUBMODULES = {"nn", "optim", "utils", "accelerator"}
+_SUBMODULES = {"nn", "optim", "utils", "accelerator", "distributed"}
 _LAZY = {"save": "serialization", "load": "serialization"}
 
 
 def __getattr__(name: str):
-    # nn, optim, utils and serialization load on first use: the core imports nothing it does not need.
+    # nn, optim, utils, distributed and serialization load on first use: the core imports nothing it does not need.
     import importlib
 
     if name in _SUBMODULES:

@@ -72,6 +72,7 @@ def make_tensor(data, requires_grad: bool = False) -> "Tensor":
     t._grad = None
     t._backward_hooks = None
     t._accumulator_ref = None
+    t._post_accumulate_grad_hooks = None
     return t
 
 
@@ -92,7 +93,8 @@ class Tensor:
     # "__dict__" lets users attach attributes (``p.tag = ...``) as PyTorch's tensors do; the dict is only
     # created when the first one is set, so tensors without them cost one pointer more.
     __slots__ = ("_data", "_requires_grad", "_grad_fn", "_output_nr", "_version_counter", "_base", "_view_chain",
-                 "_view_base_fn", "_grad", "_backward_hooks", "_accumulator_ref", "__dict__", "__weakref__")
+                 "_view_base_fn", "_grad", "_backward_hooks", "_accumulator_ref", "_post_accumulate_grad_hooks",
+                 "__dict__", "__weakref__")
     __array_priority__ = 1000
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray * tensor gives a tensor
     _legacy_dtype: Any = None
@@ -511,6 +513,22 @@ class Tensor:
         self._backward_hooks.append(hook)
         self._grad_accumulator()._hooked = True
         return _function._RemovableHandle(self._backward_hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Registers ``hook(tensor)``, called with this leaf after its ``.grad`` was accumulated in backward.
+
+        Returns a handle whose ``remove()`` unregisters the hook. ``DistributedDataParallel`` uses it to learn
+        when a parameter's gradient is ready.
+        """
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        hooks = getattr(self, "_post_accumulate_grad_hooks", None)  # a Parameter may not have set the slot yet
+        if hooks is None:
+            hooks = self._post_accumulate_grad_hooks = []
+        hooks.append(hook)
+        return _function._RemovableHandle(hooks, hook)
 
     def _grad_accumulator(self):
         ref = self._accumulator_ref

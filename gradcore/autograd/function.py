@@ -130,6 +130,11 @@ class AccumulateGrad(Node):
         """Adds ``grad`` into the leaf's ``.grad``; keeps ``grad`` itself when ``owned`` (nobody else holds it)."""
         with _accumulate_lock:  # backward passes in several threads may reach the same leaf
             self._accumulate(grad, create_graph, owned)
+        # Tensor.register_post_accumulate_grad_hook; the slot is unset on tensors that never had one.
+        post_hooks = getattr(self.variable, "_post_accumulate_grad_hooks", None)
+        if post_hooks:
+            for hook in tuple(post_hooks):
+                hook(self.variable)
 
     def _accumulate(self, grad, create_graph: bool, owned: bool) -> None:
         variable = self.variable

@@ -8,3 +8,12 @@ from .modules import __all__ as _module_names
 from .parameter import Parameter
 
 __all__ = ["Parameter", "functional", "init", "utils"] + list(_module_names)
+
+
+def __getattr__(name: str):
+    # nn.parallel loads on first use: it imports gradcore.distributed, which the rest of nn does not need.
+    if name == "parallel":
+        import importlib
+
+        return importlib.import_module(".parallel", __name__)
+    raise AttributeError(f"module 'gradcore.nn' has no attribute '{name}'")

@@ -1,0 +1,391 @@
+"""Checks run inside ``mpiexec -n N python tests/distributed/mpi_worker.py GROUP``, started by the tests.
+
+Each check prints ``PASS name`` or ``FAIL name: reason`` with its rank; a check that fails on one rank does
+not stop the others (every rank still runs every collective, so no rank is left waiting). The test on the
+pytest side reads the lines back.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import gradcore as torch  # noqa: E402
+import gradcore.distributed as dist  # noqa: E402
+from gradcore import nn  # noqa: E402
+from gradcore.nn.parallel import DistributedDataParallel  # noqa: E402
+
+CHECKS: dict = {}
+
+
+def check(group: str):
+    def register(function):
+        CHECKS.setdefault(group, []).append(function)
+        return function
+    return register
+
+
+def rank_values(rank: int, shape, dtype=np.float64) -> np.ndarray:
+    """What rank ``rank`` contributes: different on every rank, exact in float32 and float64 sums."""
+    return (np.arange(int(np.prod(shape))).reshape(shape) % 7 + 3 * rank + 1).astype(dtype)
+
+
+# -- collectives against numpy ------------------------------------------------------------------------------
+@check("collectives")
+def all_reduce_every_op(rank, size):
+    shape = (3, 4)
+    everyone = np.stack([rank_values(r, shape) for r in range(size)])
+    expected = {dist.ReduceOp.SUM: everyone.sum(0), dist.ReduceOp.AVG: everyone.mean(0),
+                dist.ReduceOp.MAX: everyone.max(0), dist.ReduceOp.MIN: everyone.min(0),
+                dist.ReduceOp.PRODUCT: everyone.prod(0)}
+    for op, want in expected.items():
+        for dtype in (np.float32, np.float64):
+            t = torch.from_numpy(rank_values(rank, shape, dtype))
+            assert dist.all_reduce(t, op=op) is None
+            assert t.dtype == torch.from_numpy(np.zeros(1, dtype)).dtype
+            np.testing.assert_allclose(t.numpy(), want, rtol=1e-6, err_msg=f"{op} {dtype}")
+    ints = torch.from_numpy(rank_values(rank, (5,), np.int64))
+    dist.all_reduce(ints)
+    np.testing.assert_array_equal(ints.numpy(), sum(rank_values(r, (5,), np.int64) for r in range(size)))
+
+
+@check("collectives")
+def all_reduce_async_work(rank, size):
+    t = torch.from_numpy(rank_values(rank, (1000,)))
+    work = dist.all_reduce(t, op=dist.ReduceOp.AVG, async_op=True)
+    assert isinstance(work, dist.Work)
+    assert work.wait() is True and work.is_completed()
+    np.testing.assert_allclose(t.numpy(), np.mean([rank_values(r, (1000,)) for r in range(size)], 0))
+
+
+@check("collectives")
+def broadcast_from_each_rank(rank, size):
+    for src in range(size):
+        t = torch.from_numpy(rank_values(rank, (2, 5), np.float32))
+        dist.broadcast(t, src=src)
+        np.testing.assert_array_equal(t.numpy(), rank_values(src, (2, 5), np.float32))
+        work = dist.broadcast(t, src, async_op=True)
+        work.wait()
+
+
+@check("collectives")
+def all_gather_rows(rank, size):
+    outputs = [torch.zeros(3, 2, dtype=torch.float64) for _ in range(size)]
+    dist.all_gather(outputs, torch.from_numpy(rank_values(rank, (3, 2))))
+    for r, out in enumerate(outputs):
+        np.testing.assert_array_equal(out.numpy(), rank_values(r, (3, 2)))
+
+
+@check("collectives")
+def reduce_scatter_chunks(rank, size):
+    inputs = [torch.from_numpy(rank_values(rank, (4,)) * (i + 1)) for i in range(size)]
+    output = torch.zeros(4, dtype=torch.float64)
+    dist.reduce_scatter(output, inputs, op=dist.ReduceOp.SUM)
+    np.testing.assert_allclose(output.numpy(), sum(rank_values(r, (4,)) * (rank + 1) for r in range(size)))
+    dist.reduce_scatter(output, inputs, op=dist.ReduceOp.MAX)
+    np.testing.assert_allclose(output.numpy(), np.max([rank_values(r, (4,)) * (rank + 1) for r in range(size)], 0))
+
+
+@check("collectives")
+def send_recv_ring(rank, size):
+    right, left = (rank + 1) % size, (rank - 1) % size
+    received = torch.zeros(6, dtype=torch.float32)
+    work = dist.irecv(received, src=left, tag=3)
+    dist.send(torch.from_numpy(rank_values(rank, (6,), np.float32)), dst=right, tag=3)
+    work.wait()
+    np.testing.assert_array_equal(received.numpy(), rank_values(left, (6,), np.float32))
+    # recv without src names the sender
+    if rank == 0:
+        got = torch.zeros(2)
+        senders = sorted(dist.recv(got, tag=9) for _ in range(size - 1))
+        assert senders == list(range(1, size)), senders
+    else:
+        dist.send(torch.ones(2), dst=0, tag=9)
+
+
+@check("collectives")
+def errors_named_as_pytorch(rank, size):
+    try:
+        dist.init_process_group("mpi")
+    except ValueError as error:
+        assert "twice" in str(error)
+    else:
+        raise AssertionError("a second init_process_group did not raise")
+    try:
+        dist.all_reduce(torch.ones(4, 4).t())
+    except ValueError as error:
+        assert str(error) == "Tensors must be contiguous"
+    else:
+        raise AssertionError("a non-contiguous tensor was accepted")
+    try:
+        dist.send(torch.ones(1), dst=rank)
+    except ValueError as error:
+        assert "should not be the same as the rank of the current process" in str(error)
+    else:
+        raise AssertionError("sending to oneself was accepted")
+    assert dist.get_rank() == rank and dist.get_world_size() == size and dist.get_backend() == "mpi"
+    dist.barrier()
+
+
+# -- DistributedDataParallel ---------------------------------------------------------------------------------
+def make_model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+
+
+def data(steps: int, batch: int):
+    generator = np.random.default_rng(7)
+    xs = generator.standard_normal((steps, batch, 5))
+    ys = generator.integers(0, 3, (steps, batch))
+    return [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(xs, ys)]
+
+
+def train(model, optimizer, batches, rank_slice=None):
+    losses = []
+    loss_fn = nn.CrossEntropyLoss()
+    for x, y in batches:
+        if rank_slice is not None:
+            x, y = x[rank_slice], y[rank_slice]
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def compare_with_one_process(rank, size, make_optimizer, bucket_cap_mb):
+    batch = 4 * size
+    batches = data(5, batch)
+    reference = make_model(0)
+    reference_losses = train(reference, make_optimizer(reference.parameters()), batches)
+    # Rank 1 starts from other weights: the broadcast at wrap time must replace them with rank 0's.
+    local = make_model(0 if rank == 0 else 100 + rank)
+    model = DistributedDataParallel(local, bucket_cap_mb=bucket_cap_mb)
+    share = slice(rank * 4, (rank + 1) * 4)
+    losses = train(model, make_optimizer(model.parameters()), batches, share)
+    # The loss of the whole batch is the mean of the ranks' losses (equal shares of a mean loss).
+    every_loss = torch.tensor(losses, dtype=torch.float64)
+    dist.all_reduce(every_loss, op=dist.ReduceOp.AVG)
+    np.testing.assert_allclose(every_loss.numpy(), reference_losses, rtol=0, atol=1e-6)
+    for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-6, err_msg=name)
+    assert len(model._buckets) > 1 or bucket_cap_mb is None
+
+
+@check("ddp")
+def ddp_equals_one_process_sgd_momentum(rank, size):
+    compare_with_one_process(rank, size, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), None)
+    compare_with_one_process(rank, size, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 0.0005)
+
+
+@check("ddp")
+def ddp_equals_one_process_adam(rank, size):
+    compare_with_one_process(rank, size, lambda p: torch.optim.Adam(p, lr=0.01), 0.0005)
+
+
+@check("ddp")
+def ddp_no_sync_accumulation(rank, size):
+    # Two micro-batches under no_sync, a third synchronised: .grad is the average over ranks of each rank's
+    # sum of three gradients, as one process computes it on the three whole batches without DDP.
+    batches = data(3, 4 * size)
+    reference = make_model(3)
+    loss_fn = nn.CrossEntropyLoss()
+    for x, y in batches:
+        loss_fn(reference(x), y).backward()
+    model = DistributedDataParallel(make_model(3 + rank), bucket_cap_mb=0.0005)
+    share = slice(rank * 4, (rank + 1) * 4)
+    with model.no_sync():
+        for x, y in batches[:2]:
+            loss_fn(model(x[share]), y[share]).backward()
+    # Under no_sync nothing was exchanged: each rank holds the gradient of its own share only.
+    local = [p.grad.numpy().copy() for p in model.parameters()]
+    everyone = [torch.from_numpy(g.copy()) for g in local]
+    for g in everyone:
+        dist.all_reduce(g, op=dist.ReduceOp.AVG)
+    assert any(not np.allclose(g, s.numpy()) for g, s in zip(local, everyone))
+    x, y = batches[2]
+    loss_fn(model(x[share]), y[share]).backward()
+    # Each rank's loss is the mean over its share; the average over ranks of those means is the mean over the
+    # whole batch, the reference's loss, so the averaged accumulated gradients are the reference's.
+    for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=0, atol=1e-9, err_msg=name)
+
+
+@check("ddp")
+def ddp_find_unused_parameters(rank, size):
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Linear(3, 4)
+            self.head_a = nn.Linear(4, 1)
+            self.head_b = nn.Linear(4, 1)
+            self.never = nn.Linear(4, 1)
+
+        def forward(self, x, use_b):
+            h = self.trunk(x)
+            return (self.head_b if use_b else self.head_a)(h)
+
+    torch.manual_seed(1)
+    module = TwoHeads().double()
+    model = DistributedDataParallel(module, find_unused_parameters=True)
+    x = torch.from_numpy(rank_values(rank, (2, 3)) / 10)
+    # Rank 0 uses head a, the others head b: each head's gradient is its users' sum divided by the world size.
+    model(x, use_b=rank != 0).sum().backward()
+    assert module.never.weight.grad is None  # unused on every rank: left as it was
+    grads = {}
+    for r in range(size):
+        torch.manual_seed(1)
+        alone = TwoHeads().double()
+        alone(torch.from_numpy(rank_values(r, (2, 3)) / 10), use_b=r != 0).sum().backward()
+        for name, p in alone.named_parameters():
+            if p.grad is not None:
+                grads[name] = grads.get(name, 0) + p.grad.numpy() / size
+    for name, p in module.named_parameters():
+        if name.startswith("never"):
+            continue
+        np.testing.assert_allclose(p.grad.numpy(), grads[name], rtol=0, atol=1e-12, err_msg=name)
+
+
+@check("ddp")
+def ddp_buckets_overlap_backward(rank, size):
+    model = DistributedDataParallel(make_model(0), bucket_cap_mb=0.0005)
+    events = []
+    group = dist._default_group
+    original = group.all_reduce
+
+    def recording_all_reduce(tensor, op):
+        events.append(("all_reduce", tensor.numel()))
+        return original(tensor, op)
+    group.all_reduce = recording_all_reduce
+    params = list(model.module.parameters())
+    names = {id(p): name for name, p in model.module.named_parameters()}
+    for p in params:
+        p.register_post_accumulate_grad_hook(lambda p: events.append(("ready", names[id(p)])))
+    try:
+        loss = model(torch.from_numpy(rank_values(rank, (4, 5)))).sum()
+        loss.backward()
+    finally:
+        del group.all_reduce
+    # Buckets hold the parameters in reverse order of registration: the last layer's come first.
+    first_bucket = model._buckets[0].params
+    assert first_bucket[0] is params[-1], [names[id(p)] for p in first_bucket]
+    order = [names[id(p)] for bucket in model._buckets for p in bucket.params]
+    assert order == [names[id(p)] for p in reversed(params)], order
+    # The first bucket's all-reduce starts while backward still has gradients to produce.
+    first_reduce = events.index(("all_reduce", model._buckets[0].flat.numel()))
+    last_ready = max(i for i, e in enumerate(events) if e[0] == "ready")
+    assert first_reduce < last_ready, events
+    assert sum(1 for e in events if e[0] == "all_reduce") == len(model._buckets)
+
+
+@check("ddp")
+def ddp_rejects_another_model(rank, size):
+    width = 4 if rank == 0 else 5
+    try:
+        DistributedDataParallel(nn.Linear(3, width))
+    except RuntimeError as error:
+        assert "DDP expects same model across all ranks" in str(error) and "[4, 3]" in str(error) \
+            and "[5, 3]" in str(error), str(error)
+    else:
+        raise AssertionError("models of different shapes were accepted")
+
+
+@check("ddp")
+def ddp_broadcasts_parameters_and_buffers(rank, size):
+    class WithBuffer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+            self.register_buffer("running", torch.full((3,), float(rank)))
+
+        def forward(self, x):
+            return self.linear(x) + self.running[:2]
+
+    torch.manual_seed(rank)
+    module = WithBuffer()
+    model = DistributedDataParallel(module)
+    assert module.running.tolist() == [0.0] * 3  # rank 0's, at wrap time
+    weights = module.linear.weight.detach().clone()
+    dist.broadcast(weights, src=0)
+    np.testing.assert_array_equal(module.linear.weight.detach().numpy(), weights.numpy())
+    module.running.fill_(float(rank + 5))
+    model(torch.ones(1, 2)).sum().backward()  # each forward broadcasts the buffers again (broadcast_buffers)
+    assert module.running.tolist() == [5.0] * 3
+
+
+# -- failures ---------------------------------------------------------------------------------------------
+@check("mismatch")
+def mismatched_shapes_named(rank, size):
+    shape = (3,) if rank == 0 else (4,)
+    try:
+        dist.all_reduce(torch.ones(shape))
+    except RuntimeError as error:
+        text = str(error)
+        assert "Detected mismatch between collectives on ranks" in text, text
+        assert "TensorShape=[[3]]" in text and "TensorShape=[[4]]" in text, text
+    else:
+        raise AssertionError("mismatched shapes were reduced")
+    dtype = torch.float32 if rank == 0 else torch.float64
+    try:
+        dist.broadcast(torch.ones(2, dtype=dtype), src=0)
+    except RuntimeError as error:
+        assert "gradcore.float32" in str(error) and "gradcore.float64" in str(error), str(error)
+    else:
+        raise AssertionError("mismatched dtypes were broadcast")
+    t = torch.ones(2)
+    dist.all_reduce(t)  # the ranks agree again: the collective runs
+    assert t.tolist() == [size, size]
+
+
+def scenario_raise(rank, size):
+    if rank == 1:
+        raise ValueError("rank 1 fails on purpose")
+    dist.all_reduce(torch.ones(2))
+    print(f"rank {rank} was not stopped", flush=True)
+
+
+def scenario_exit(rank, size):
+    if rank == 1:
+        os._exit(3)
+    dist.all_reduce(torch.ones(2))
+    print(f"rank {rank} was not stopped", flush=True)
+
+
+def scenario_stall(rank, size):
+    if rank == 1:
+        time.sleep(120)
+    dist.all_reduce(torch.ones(2))
+    print(f"rank {rank} was not stopped", flush=True)
+
+
+SCENARIOS = {"raise": scenario_raise, "exit": scenario_exit, "stall": scenario_stall}
+
+
+def main() -> None:
+    group = sys.argv[1]
+    timeout_s = float(os.environ.get("GRADCORE_TEST_TIMEOUT_S", "30"))
+    import datetime
+    dist.init_process_group("mpi", timeout=datetime.timedelta(seconds=timeout_s))
+    rank, size = dist.get_rank(), dist.get_world_size()
+    if group in SCENARIOS:
+        SCENARIOS[group](rank, size)
+        return
+    for function in CHECKS[group]:
+        try:
+            function(rank, size)
+        except Exception:  # noqa: BLE001  (reported, and the next check runs)
+            reason = traceback.format_exc().strip().replace("\n", " | ")
+            print(f"rank {rank} FAIL {function.__name__}: {reason}", flush=True)
+        else:
+            print(f"rank {rank} PASS {function.__name__}", flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
