@@ -113,6 +113,7 @@ class _Capture:
         self.optimizers: dict = {}  # id -> (optimizer, guard snapshot)
         self.modules: dict = {}  # id -> (module, training flags)
         self.random = False
+        self.hooks: str | None = None  # what hooks ran: Python a replay would not run
 
     # -- tensors ---------------------------------------------------------------------------------------
     def note_data_set(self, t) -> None:
@@ -155,6 +156,11 @@ class _Capture:
     def note_module(self, module) -> None:
         if id(module) not in self.modules:
             self.modules[id(module)] = (module, _training_flags(module))
+        if module._forward_hooks or module._forward_pre_hooks:
+            self.hooks = f"{type(module).__name__} has forward hooks"
+
+    def note_hooks(self, node) -> None:
+        self.hooks = f"backward hooks or retain_grad() on {node.name()}"
 
 
 def _optimizer_snapshot(optimizer) -> tuple:
@@ -219,6 +225,15 @@ class _Hooks:
             self.saved.append((backend, "xp", backend.xp))
             backend.xp = trace.module_proxy(backend.xp)
         self._patch_kernels()
+        from ..autograd import engine
+
+        run_hooks = engine.__dict__["_run_hooks"]
+
+        def noting_hooks(node, grads, create_graph):
+            capture.note_hooks(node)
+            return run_hooks(node, grads, create_graph)
+
+        self._patch_module(engine, "_run_hooks", noting_hooks)
         trace.activate(capture.recorder)
         _active = capture
         return self
@@ -600,6 +615,11 @@ class CompiledCallable:
         reason = recorder.unsupported
         if capture.random:
             reason = reason or "it draws random numbers, which a replay would repeat"
+        for t, _, _ in capture.externals.values():
+            if getattr(t, "_post_accumulate_grad_hooks", None):
+                capture.hooks = capture.hooks or "a tensor it uses has a post-accumulate-grad hook"
+        if capture.hooks:
+            reason = reason or f"it runs hooks ({capture.hooks}), Python that a replay would not run"
         for t, array, version in capture.externals.values():
             variant.externals.append((t, array, t._version_counter.value - version))
         # A .grad read before written: the call depended on whether it was None and, where it used that

@@ -291,6 +291,35 @@ def test_random_sampling_runs_eagerly_with_a_warning():
     assert f.stats == {"captures": 1, "replays": 0, "eager": 1}
 
 
+@pytest.mark.parametrize("kind", ["tensor hook", "retain_grad", "module hook", "post-accumulate hook"])
+def test_calls_that_run_hooks_run_eagerly(kind):
+    """A hook is Python that a replay would skip (a DDP all-reduce, a gradient clip in a hook): such calls are
+    never replayed."""
+    torch.manual_seed(0)
+    lin = nn.Linear(3, 1)
+    seen = []
+    if kind == "module hook":
+        lin.register_forward_hook(lambda module, args, out: seen.append(1))
+    if kind == "post-accumulate hook":
+        lin.weight.register_post_accumulate_grad_hook(lambda p: seen.append(1))
+
+    def step(x):
+        lin.zero_grad()
+        h = lin(x)
+        if kind == "tensor hook":
+            h.register_hook(lambda g: seen.append(1))
+        if kind == "retain_grad":
+            h.retain_grad()
+            seen.append(1)
+        h.sum().backward()
+
+    f = torch.compile(step)
+    with pytest.warns(UserWarning, match="hooks"):
+        for _ in range(3):
+            f(torch.ones(2, 3))
+    assert f.stats["replays"] == 0 and len(seen) == 3
+
+
 def test_fullgraph_raises_where_a_call_cannot_be_captured():
     f = torch.compile(lambda x: x + torch.rand(3), fullgraph=True)
     with pytest.raises(RuntimeError, match="fullgraph"):
