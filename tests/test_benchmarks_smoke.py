@@ -140,3 +140,15 @@ def test_growth_slope_of_a_straight_line_and_of_a_flat_one(memory_module) -> Non
     assert (slope.first, slope.last) == (5600, 8000)
     flat = memory_module.fit_slope([(s, 7) for s in range(100, steps + 1, 100)], steps)
     assert flat.per_step == 0.0 and flat.over_run == 0.0
+
+
+def test_compile_quick_run_checks_compiled_against_eager(tmp_path: Path) -> None:
+    # PyTorch's own torch.compile is left out: it spends tens of seconds compiling, which a smoke test need not.
+    out = tmp_path / "compile.md"
+    assert_succeeded(run_script("compile.py", "--quick", "--no-torch-compile", "--out", str(out)))
+    report = out.read_text(encoding="utf-8")
+    for section in ("## (a) tiny chain", "## (b) seed MLP", "## Targets"):
+        assert section in report
+    assert ("## (c) one epoch" in report) == HAS_SKLEARN
+    assert "| gradcore compiled |" in report and "MISMATCH" not in report
+    assert "## Not measured or failed" not in report
