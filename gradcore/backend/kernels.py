@@ -20,6 +20,7 @@ float64 CuPy arrays on the current device, and for arrays of a type that the tes
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import sys
@@ -48,6 +49,7 @@ __all__ = [
     "linear_backward",
     "linear_forward",
     "name_expression",
+    "product_path",
     "relu_backward",
     "runs_on",
     "sigmoid_backward",
@@ -119,6 +121,62 @@ def source(family: str) -> str:
         return _LOCAL_INCLUDE.sub(lambda match: expand(path.parent / match.group(1)), text)
 
     return expand(KERNEL_DIR / FAMILY_SOURCES[family])
+
+
+# -- our GEMM or cuBLAS ----------------------------------------------------------------------------------
+# Which kernel computes a product on a GPU is decided here alone, per shape, from the crossover that
+# benchmarks/gpu.py measured (our GEMM against cuBLAS, per shape class) and wrote to GEMM_CROSSOVER_FILE.
+
+#: The measured crossover: written by ``benchmarks/gpu.py --write-crossover`` on a GPU, read by ``product_path``.
+GEMM_CROSSOVER_FILE = Path(__file__).resolve().with_name("gemm_crossover.json")
+
+#: Set by the tests (``--gemm-crossover=all``) or by a user who wants to force the choice: None reads the
+#: measured crossover; an int sends every product of fewer than that many multiply-adds (rows x inner x columns)
+#: to our GEMM and the rest to cuBLAS, whatever was measured.
+GEMM_CROSSOVER_OVERRIDE: int | None = None
+
+_crossover_cache: dict = {}  # (path, modification time) -> {dtype: [rule, ...]}
+
+
+def _crossover_rules(dtype: str) -> list:
+    """Returns the measured rules of a dtype from GEMM_CROSSOVER_FILE, or [] where nothing was measured.
+
+    The file is ``{"measured_on": "...", "rules": {"float32": [{"max_m": M, "max_k": K, "max_n": N}, ...]}}``:
+    each rule is a shape class (every extent at most its bound) in which our GEMM measured faster than cuBLAS.
+    A missing file, or one with ``measured_on`` null, holds no rules.
+    """
+    path = GEMM_CROSSOVER_FILE
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return []
+    key = (str(path), stamp)
+    table = _crossover_cache.get(key)
+    if table is None:
+        data = json.loads(path.read_text())
+        table = data.get("rules", {}) if data.get("measured_on") else {}
+        _crossover_cache.clear()
+        _crossover_cache[key] = table
+    return table.get(dtype, [])
+
+
+def product_path(m: int, k: int, n: int, dtype: str) -> str:
+    """Returns "gemm" where our GEMM computes an (m x k) @ (k x n) product of ``dtype``, else "cublas".
+
+    The one place where this is chosen per shape. Empty products (no multiply-adds) are never "gemm". With
+    ``GEMM_CROSSOVER_OVERRIDE`` set, products of fewer multiply-adds than it are "gemm"; otherwise a product is
+    "gemm" where it falls in a shape class that ``benchmarks/gpu.py`` measured our GEMM faster in, and "cublas"
+    everywhere else, including everywhere while nothing has been measured.
+    """
+    multiply_adds = m * k * n
+    if multiply_adds <= 0:
+        return "cublas"
+    if GEMM_CROSSOVER_OVERRIDE is not None:
+        return "gemm" if multiply_adds < GEMM_CROSSOVER_OVERRIDE else "cublas"
+    for rule in _crossover_rules(dtype):
+        if m <= rule["max_m"] and k <= rule["max_k"] and n <= rule["max_n"]:
+            return "gemm"
+    return "cublas"
 
 
 # -- launching -------------------------------------------------------------------------------------------
