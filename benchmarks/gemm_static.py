@@ -154,24 +154,8 @@ class LoopReport:
         return self.fma / self.instructions if self.instructions else 0.0
 
 
-def main_loop(function: dict, fma_opcode: str, fma_per_step: int) -> LoopReport:
-    """Returns the statistics of one k-step of the loop with the most FMAs (the main loop)."""
-    code, labels = function["code"], function["labels"]
-    best = None
-    for address, opcode, operands in code:
-        if opcode != "BRA":
-            continue
-        target = _TARGET.search(operands)
-        if target is None or labels.get(target.group(1), address + 1) > address:
-            continue  # not a backward branch
-        start = labels[target.group(1)]
-        body = [(a, o, r) for a, o, r in code if start <= a <= address]
-        fmas = sum(1 for _a, o, _r in body if o.split(".")[0] == fma_opcode)
-        if best is None or fmas > best[0]:
-            best = (fmas, body)
-    if best is None:
-        return LoopReport()
-    fmas, body = best
+def _loop_report(body: list, fma_opcode: str, fma_per_step: int) -> LoopReport:
+    fmas = sum(1 for _a, o, _r in body if o.split(".")[0] == fma_opcode)
     unroll = max(1, round(fmas / fma_per_step))
     report = LoopReport(instructions=len(body) / unroll, fma=fmas / unroll, unroll=unroll)
     for _a, opcode, _r in body:
@@ -191,6 +175,34 @@ def main_loop(function: dict, fma_opcode: str, fma_per_step: int) -> LoopReport:
     return report
 
 
+def main_loops(function: dict, fma_opcode: str, fma_per_step: int) -> list:
+    """Returns the statistics of one k-step of each main loop, leanest first.
+
+    A loop is a backward branch and the code from its target to it; the main loops are those that hold the most
+    FMAs (a kernel with specialised paths has one copy of the k-loop per path).
+    """
+    code, labels = function["code"], function["labels"]
+    loops = []
+    for address, opcode, operands in code:
+        if opcode != "BRA":
+            continue
+        target = _TARGET.search(operands)
+        if target is None or labels.get(target.group(1), address + 1) > address:
+            continue  # not a backward branch
+        start = labels[target.group(1)]
+        loops.append([(a, o, r) for a, o, r in code if start <= a <= address])
+    reports = [_loop_report(body, fma_opcode, fma_per_step) for body in loops]
+    if not reports:
+        return [LoopReport()]
+    most = max(r.fma * r.unroll for r in reports)
+    return sorted((r for r in reports if r.fma * r.unroll == most), key=lambda r: r.instructions)
+
+
+def main_loop(function: dict, fma_opcode: str, fma_per_step: int) -> LoopReport:
+    """Returns the statistics of one k-step of the leanest main loop (see ``main_loops``)."""
+    return main_loops(function, fma_opcode, fma_per_step)[0]
+
+
 @dataclass
 class KernelReport:
     name: str
@@ -200,7 +212,8 @@ class KernelReport:
     spill_bytes: int
     shared: int
     occupancy: dict  # GPU name -> (blocks, binding limit, occupancy)
-    loop: LoopReport
+    loop: LoopReport  # the leanest copy of the k-loop (the interior path where the kernel has one)
+    heaviest: LoopReport  # the heaviest copy (the general path)
 
 
 def resources(log: str, symbol: str) -> tuple:
@@ -237,12 +250,13 @@ def analyse(nvrtc, arch: str, nvdisasm: str) -> list:
         dtype, _tile, bm, bn, bk, _tm, _tn, threads = tile_of(name)
         registers, spills, shared = resources(compiled.log, symbol)
         fma = "FFMA" if dtype == "float32" else "DFMA"
-        loop = main_loop(functions[symbol], fma, bm * bn * bk // threads)
+        loops = main_loops(functions[symbol], fma, bm * bn * bk // threads)
         occupancy = {}
         for sm in LIMITS:
             blocks, binding = blocks_per_multiprocessor(sm, threads, registers, shared)
             occupancy[sm.name] = (blocks, binding, blocks * math.ceil(threads / 32) / sm.warps)
-        reports.append(KernelReport(name, arch, threads, registers, spills, shared, occupancy, loop))
+        reports.append(KernelReport(name, arch, threads, registers, spills, shared, occupancy, loops[0],
+                                    loops[-1]))
     return reports
 
 
@@ -259,11 +273,13 @@ def markdown(reports: list, nvrtc_version: tuple) -> str:
         "multiprocessor and occupancy are worked out from the documented per-multiprocessor limits (65536 "
         "registers allocated per warp in units of 256, 164 KB (A100) / 228 KB (H100) shared memory with 1 KB "
         "reserved per block, 2048 threads, 32 blocks); the main loop is the backward branch whose body holds the "
-        "most FMAs, counted per k-step (one pass over BK values of k).",
+        "most FMAs, counted per k-step (one pass over BK values of k). Where the kernel has several copies of its "
+        "k-loop (specialised paths), the columns describe the leanest copy and the last column the heaviest.",
         "",
         "| kernel | arch | threads | registers | spill bytes | shared bytes | blocks per SM (occupancy, limit) | "
-        "SASS per k-step | FMA | FMA share | shared loads | shared stores | branches | barriers |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "SASS per k-step | FMA | FMA share | shared loads | shared stores | branches | barriers | "
+        "heaviest loop: SASS per k-step (FMA share) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in reports:
         gpu = next(sm.name for sm in LIMITS if sm.arch == r.arch)
@@ -273,7 +289,7 @@ def markdown(reports: list, nvrtc_version: tuple) -> str:
             f"| `{r.name}` | {r.arch} | {r.threads} | {r.registers} | {r.spill_bytes} | {r.shared} | "
             f"{gpu}: {blocks} ({occupancy:.0%}, {binding}) | {loop.instructions:g} | "
             f"{loop.fma:g} | {loop.fma_share:.0%} | {_counts(loop.shared_loads)} | {_counts(loop.shared_stores)} | "
-            f"{loop.branches:g} | {loop.barriers:g} |")
+            f"{loop.branches:g} | {loop.barriers:g} | {r.heaviest.instructions:g} ({r.heaviest.fma_share:.0%}) |")
     lines += [
         "",
         "Blocks per multiprocessor: on the A100 for the sm_80 build, on the H100 for the sm_90 build, followed by "
