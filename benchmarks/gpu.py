@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark gradcore's CUDA kernels (kernels/*.cu) on a GPU; every figure is a ratio of two timings of one run.
 
-Figures (float32 unless stated; each time the median of CUDA-event timings after a warm-up):
+Figures (float32 unless stated; each time the median over the repeats of one CUDA-event pair around
+``--launches`` back-to-back launches, divided by that number, after a warm-up; figure (a) also times the same
+launches captured into one CUDA graph, where the array module supports stream capture):
 
 (a) GEMM: our kernel (the tile ``choose_tile`` picks, and every tile, for the crossover) vs ``cupy.matmul``
     (cuBLAS, FP32: ``CUPY_TF32`` is forced to 0) on MLP shapes and 4096^3. Target: >= 0.8 of cuBLAS at 4096^3.
@@ -25,6 +27,8 @@ Usage::
     python3 benchmarks/gpu.py --quick    # fewer repeats, smaller shapes left out
     python3 benchmarks/gpu.py --only a,c
     python3 benchmarks/gpu.py --tiny     # tiny shapes: every code path in seconds, no meaningful timings
+    python3 benchmarks/gpu.py --only a --write-crossover   # figure (a), then the measured crossover written to
+                                         # gradcore/backend/gemm_crossover.json, which product_path reads
 
 The problem sizes of every figure are in ``SIZES``; ``--tiny`` is the dry run that the tests make on the CuPy test
 double (tests/kernels/test_gpu_benchmark.py), so that a typo here fails in CI rather than on a lent GPU.
@@ -46,6 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 LOG: list = []
 RESULTS: dict = {}
+LAUNCHES = [20]  # back-to-back launches per timed repetition (--launches), set by main
+CROSSOVER_FILE = Path(__file__).resolve().parents[1] / "gradcore" / "backend" / "gemm_crossover.json"
 FIGURES = ("a", "b", "c", "d")  # (a) GEMM, (b) fused Linear, (c) bandwidth, (d) training steps
 
 # The problem sizes of each figure, per size set: "full" (the default), "quick" (--quick) and "tiny" (--tiny).
@@ -97,21 +103,33 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="comma-separated figures to run (default: a,b,c,d)")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for the raw log and JSON ($OUT)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per figure")
+    parser.add_argument("--launches", type=int, default=None,
+                        help="back-to-back launches per timed repetition (default 20; 1 with --tiny)")
+    parser.add_argument("--write-crossover", nargs="?", const=str(CROSSOVER_FILE), default=None, metavar="PATH",
+                        help="after figure (a), write the GEMM-or-cuBLAS crossover it measured to PATH "
+                             "(default: gradcore/backend/gemm_crossover.json, which product_path reads)")
     args = parser.parse_args(argv)
     args.only = [key.strip() for key in args.only.split(",") if key.strip()]
     unknown = [key for key in args.only if key not in FIGURES]
     if unknown or not args.only:  # before any GPU time is spent
         parser.error(f"--only: figures are a, b, c and d, got {','.join(unknown) or 'none'}")
     args.sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
+    if args.launches is None:
+        args.launches = 1 if args.tiny else 20
+    if args.write_crossover and "a" not in args.only:
+        parser.error("--write-crossover needs figure (a)")
     return args
 
 
 # -- timing and checks ---------------------------------------------------------------------------------
 
 def time_gpu(fn, repeats: int, warmup: int = 3) -> float:
-    """Returns the median milliseconds of ``fn()`` over ``repeats`` runs, each between two CUDA events."""
+    """Returns the median milliseconds per launch of ``fn()``: each of ``repeats`` samples is one CUDA-event pair
+    around LAUNCHES back-to-back calls (so the events' own cost and the host's gaps between single calls do not
+    dominate a short kernel), divided by that number."""
     import cupy
 
+    launches = LAUNCHES[0]
     for _ in range(warmup):
         fn()
     cupy.cuda.Device().synchronize()
@@ -119,11 +137,48 @@ def time_gpu(fn, repeats: int, warmup: int = 3) -> float:
     for _ in range(repeats):
         start, stop = cupy.cuda.Event(), cupy.cuda.Event()
         start.record()
-        fn()
+        for _ in range(launches):
+            fn()
         stop.record()
         stop.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(start, stop))
+        times.append(cupy.cuda.get_elapsed_time(start, stop) / launches)
     return statistics.median(times)
+
+
+def time_graph(fn, repeats: int) -> tuple:
+    """Returns (median milliseconds per launch, None) of LAUNCHES calls of ``fn`` captured into one CUDA graph
+    (``Stream.begin_capture``/``end_capture``, ``Graph.launch``): what the launches cost without the host's
+    Python in between. Returns (None, why) where the array module cannot capture a stream."""
+    import cupy
+
+    stream_type = getattr(cupy.cuda, "Stream", None)
+    if stream_type is None or not hasattr(stream_type, "begin_capture"):
+        return None, "the array module has no stream capture"
+    launches = LAUNCHES[0]
+    try:
+        stream = stream_type(non_blocking=True)
+        with stream:
+            fn()  # outside the capture: compiles the module and fills the memory pool
+            stream.synchronize()
+            stream.begin_capture()
+            try:
+                for _ in range(launches):
+                    fn()
+            finally:
+                graph = stream.end_capture()
+            graph.launch(stream)
+            stream.synchronize()
+            times = []
+            for _ in range(repeats):
+                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record(stream)
+                graph.launch(stream)
+                stop.record(stream)
+                stop.synchronize()
+                times.append(cupy.cuda.get_elapsed_time(start, stop) / launches)
+        return statistics.median(times), None
+    except Exception as exc:  # noqa: BLE001  (a capture the module refuses is reported, not fatal)
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def relative_error(out, reference) -> float:
@@ -155,26 +210,71 @@ def record(key: str, **values) -> None:
 
 def figure_gemm(args, kernels, cupy) -> None:
     say("\n(a) GEMM, float32: our kernel vs cupy.matmul (cuBLAS FP32); ratio = cuBLAS time / ours (higher is better)")
+    say(f"    per launch, over {LAUNCHES[0]} back-to-back launches; graph: the same launches as one CUDA graph")
     shapes = args.sizes["gemm"]
     rng = cupy.random.default_rng(0)
-    say(f"{'M x K x N':>18} {'cuBLAS ms':>10} {'ours ms':>9} {'ratio':>6}  tile   | every tile, ms")
+    say(f"{'M x K x N':>18} {'cuBLAS ms':>10} {'ours ms':>9} {'ratio':>6}  tile   | every tile, ms | graph ms")
+    graph_said = False
     for m, k, n in shapes:
         a = rng.standard_normal((m, k), dtype=cupy.float32)
         b = rng.standard_normal((k, n), dtype=cupy.float32)
         reference = cupy.matmul(a, b)
-        if not checked(f"gemm {m}x{k}x{n}", [(kernels.gemm(a, b), reference)], 1e-5):
+        tiles = list(kernels.GEMM_TILES["float32"])
+        # Every tile that is timed is checked first.
+        if not checked(f"gemm {m}x{k}x{n}", [(kernels.gemm(a, b, tile=name), reference) for name in tiles], 1e-5):
             continue
         repeats = args.repeats or (10 if m * n * k > 1e10 else 50)
         cublas = time_gpu(functools.partial(cupy.matmul, a, b), repeats)
         tile = kernels.choose_tile(m, n, "float32", kernels.default_launcher().multiprocessor_count())
-        per_tile = {name: time_gpu(functools.partial(kernels.gemm, a, b, tile=name), repeats)
-                    for name in kernels.GEMM_TILES["float32"]}
+        per_tile = {name: time_gpu(functools.partial(kernels.gemm, a, b, tile=name), repeats) for name in tiles}
         ours = per_tile[tile]
+        graph_ours, why = time_graph(functools.partial(kernels.gemm, a, b, tile=tile), repeats)
+        graph_cublas, _ = time_graph(functools.partial(cupy.matmul, a, b), repeats) if why is None else (None, why)
         tflops = 2 * m * n * k / (ours * 1e-3) / 1e12
+        graph = ("unavailable" if graph_ours is None or graph_cublas is None
+                 else f"cuBLAS {graph_cublas:.4f} ours {graph_ours:.4f}")
         say(f"{f'{m}x{k}x{n}':>18} {cublas:10.4f} {ours:9.4f} {cublas / ours:6.2f}  {tile:6} | "
-            + " ".join(f"{name} {t:.4f}" for name, t in per_tile.items()) + f"  ({tflops:.1f} TFLOP/s)")
+            + " ".join(f"{name} {t:.4f}" for name, t in per_tile.items()) + f"  ({tflops:.1f} TFLOP/s) | {graph}")
+        if why is not None and not graph_said:
+            say(f"  (CUDA graph timing unavailable: {why})")
+            graph_said = True
         record(f"gemm_{m}x{k}x{n}", cublas_ms=cublas, ours_ms=ours, tile=tile, per_tile_ms=per_tile,
-               ratio=cublas / ours)
+               ratio=cublas / ours, graph_cublas_ms=graph_cublas, graph_ours_ms=graph_ours,
+               graph=why or "measured")
+
+
+def derive_crossover(results: dict) -> list:
+    """Returns the shape classes in which our GEMM beat cuBLAS in figure (a), as product_path's rules.
+
+    A measured shape (M, K, N) becomes the class of every product with m <= M, k <= K and n <= N when our
+    kernel (the tile choose_tile picks) was faster than cuBLAS there and at every measured shape inside that
+    class: a class is claimed only where every measurement in it agrees, never extrapolated past one.
+    """
+    measured = {}
+    for key, entry in results.items():
+        if key.startswith("gemm_") and isinstance(entry, dict) and "ratio" in entry:
+            m, k, n = (int(x) for x in key[len("gemm_"):].split("x"))
+            measured[(m, k, n)] = entry["ratio"] > 1.0
+    rules = []
+    for (m, k, n), faster in sorted(measured.items()):
+        inside = [won for (i, j, l), won in measured.items() if i <= m and j <= k and l <= n]
+        if faster and all(inside):
+            rules.append({"max_m": m, "max_k": k, "max_n": n})
+    return rules
+
+
+def write_crossover(path: str, device: str) -> None:
+    """Writes figure (a)'s crossover (float32; float64 was not measured, so it stays on cuBLAS) to ``path``."""
+    rules = derive_crossover(RESULTS)
+    data = {
+        "measured_on": f"{device}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, benchmarks/gpu.py (a)",
+        "note": "Shape classes (every extent at most the bound) where our GEMM measured faster than cuBLAS.",
+        "rules": {"float32": rules, "float64": []},
+        "measurements": {key: {"ratio": entry["ratio"], "tile": entry["tile"]} for key, entry in RESULTS.items()
+                         if key.startswith("gemm_") and isinstance(entry, dict) and "ratio" in entry},
+    }
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    say(f"crossover: {len(rules)} float32 shape classes on our GEMM, written to {path}")
 
 
 # -- (b) fused Linear + activation ---------------------------------------------------------------------
@@ -460,6 +560,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     LOG.clear()
     RESULTS.clear()
+    LAUNCHES[0] = args.launches
     try:
         import cupy
 
@@ -484,6 +585,13 @@ def main(argv=None) -> int:
         except Exception as exc:  # noqa: BLE001  (one broken figure must not lose the others' numbers)
             say(f"FAIL figure {key}: {type(exc).__name__}: {exc}")
             RESULTS.setdefault("failures", []).append(f"figure {key}")
+    if args.write_crossover:
+        try:
+            device = str(RESULTS.get("environment", {}).get("device", "unknown device"))
+            write_crossover(args.write_crossover, device)
+        except Exception as exc:  # noqa: BLE001
+            say(f"FAIL crossover: {type(exc).__name__}: {exc}")
+            RESULTS.setdefault("failures", []).append("crossover")
     say(f"\nbenchmarks/gpu.py done in {time.perf_counter() - started:.0f} s; "
         f"failures: {RESULTS.get('failures', 'none')}")
     if args.out:

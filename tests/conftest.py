@@ -161,7 +161,11 @@ def pytest_configure(config) -> None:
     if device == "fake-cuda-kernels":
         _install_emulated_kernels(config)
     if crossover == "all":
-        _session_patches.setattr(_linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
+        # product_path (gradcore.backend.kernels) is where the choice is made; the ops that still read their own
+        # constant get it raised as well.
+        _session_patches.setattr(_kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
+        if hasattr(_linalg, "GEMM_CROSSOVER_MACS"):
+            _session_patches.setattr(_linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
     if device != "cpu" and gradcore.cuda.is_available():
         # For the whole session, so that tensors made at import time (module constants) are on the device too.
         _backend.set_default_device("cuda")

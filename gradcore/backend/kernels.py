@@ -20,6 +20,7 @@ float64 CuPy arrays on the current device, and for arrays of a type that the tes
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import sys
@@ -48,6 +49,7 @@ __all__ = [
     "linear_backward",
     "linear_forward",
     "name_expression",
+    "product_path",
     "relu_backward",
     "runs_on",
     "sigmoid_backward",
@@ -121,6 +123,62 @@ def source(family: str) -> str:
     return expand(KERNEL_DIR / FAMILY_SOURCES[family])
 
 
+# -- our GEMM or cuBLAS ----------------------------------------------------------------------------------
+# Which kernel computes a product on a GPU is decided here alone, per shape, from the crossover that
+# benchmarks/gpu.py measured (our GEMM against cuBLAS, per shape class) and wrote to GEMM_CROSSOVER_FILE.
+
+#: The measured crossover: written by ``benchmarks/gpu.py --write-crossover`` on a GPU, read by ``product_path``.
+GEMM_CROSSOVER_FILE = Path(__file__).resolve().with_name("gemm_crossover.json")
+
+#: Set by the tests (``--gemm-crossover=all``) or by a user who wants to force the choice: None reads the
+#: measured crossover; an int sends every product of fewer than that many multiply-adds (rows x inner x columns)
+#: to our GEMM and the rest to cuBLAS, whatever was measured.
+GEMM_CROSSOVER_OVERRIDE: int | None = None
+
+_crossover_cache: dict = {}  # (path, modification time) -> {dtype: [rule, ...]}
+
+
+def _crossover_rules(dtype: str) -> list:
+    """Returns the measured rules of a dtype from GEMM_CROSSOVER_FILE, or [] where nothing was measured.
+
+    The file is ``{"measured_on": "...", "rules": {"float32": [{"max_m": M, "max_k": K, "max_n": N}, ...]}}``:
+    each rule is a shape class (every extent at most its bound) in which our GEMM measured faster than cuBLAS.
+    A missing file, or one with ``measured_on`` null, holds no rules.
+    """
+    path = GEMM_CROSSOVER_FILE
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return []
+    key = (str(path), stamp)
+    table = _crossover_cache.get(key)
+    if table is None:
+        data = json.loads(path.read_text())
+        table = data.get("rules", {}) if data.get("measured_on") else {}
+        _crossover_cache.clear()
+        _crossover_cache[key] = table
+    return table.get(dtype, [])
+
+
+def product_path(m: int, k: int, n: int, dtype: str) -> str:
+    """Returns "gemm" where our GEMM computes an (m x k) @ (k x n) product of ``dtype``, else "cublas".
+
+    The one place where this is chosen per shape. Empty products (no multiply-adds) are never "gemm". With
+    ``GEMM_CROSSOVER_OVERRIDE`` set, products of fewer multiply-adds than it are "gemm"; otherwise a product is
+    "gemm" where it falls in a shape class that ``benchmarks/gpu.py`` measured our GEMM faster in, and "cublas"
+    everywhere else, including everywhere while nothing has been measured.
+    """
+    multiply_adds = m * k * n
+    if multiply_adds <= 0:
+        return "cublas"
+    if GEMM_CROSSOVER_OVERRIDE is not None:
+        return "gemm" if multiply_adds < GEMM_CROSSOVER_OVERRIDE else "cublas"
+    for rule in _crossover_rules(dtype):
+        if m <= rule["max_m"] and k <= rule["max_k"] and n <= rule["max_n"]:
+            return "gemm"
+    return "cublas"
+
+
 # -- launching -------------------------------------------------------------------------------------------
 # A launch is (kernel name expression, grid, block, arguments); each argument is a (kind, value) pair, kind one
 # of "ptr" (an array, or None for a null pointer), "i64", "i32" and "T" (a scalar of the kernel's dtype), so
@@ -132,6 +190,7 @@ class CupyLauncher:
     def __init__(self) -> None:
         self._modules: dict = {}  # (family, device id) -> RawModule
         self._multiprocessors: dict = {}  # device id -> count
+        self._functions: dict = {}  # (name expression, device id) -> compiled kernel
 
     @property
     def xp(self):
@@ -167,9 +226,20 @@ class CupyLauncher:
                 cupy.cuda.Device(device).attributes["MultiProcessorCount"])
         return count
 
+    def function(self, kernel: str):
+        """Returns the compiled kernel of a name expression on the current device, looked up once per device
+        (``RawModule.get_function`` makes a new function object on every call)."""
+        import cupy
+
+        key = (kernel, cupy.cuda.runtime.getDevice())
+        function = self._functions.get(key)
+        if function is None:
+            family = _FAMILY_OF[kernel.split("::")[1].split("<")[0]]
+            function = self._functions[key] = self.module(family).get_function(kernel)
+        return function
+
     def launch(self, kernel: str, grid: tuple, block: tuple, args: Sequence[tuple], dtype: np.dtype) -> None:
-        family = _FAMILY_OF[kernel.split("::")[1].split("<")[0]]
-        function = self.module(family).get_function(kernel)
+        function = self.function(kernel)
         scalar = dtype.type
         converted = []
         for kind, value in args:
@@ -256,16 +326,19 @@ def runs_on(*arrays):
 
 # -- argument checks -------------------------------------------------------------------------------------
 
+_KERNEL_DTYPES = {np.dtype(name): name for name in _C_TYPES}  # a dict lookup: numpy's dtype.name is slow
+
+
 def _dtype_name(array) -> str:
-    name = np.dtype(array.dtype).name
-    if name not in _C_TYPES:
-        raise TypeError(f"gradcore kernels take float32 or float64 arrays, got {name}")
+    name = _KERNEL_DTYPES.get(array.dtype)
+    if name is None:
+        raise TypeError(f"gradcore kernels take float32 or float64 arrays, got {np.dtype(array.dtype).name}")
     return name
 
 
 def _same_dtype(name: str, *arrays) -> None:
     for array in arrays:
-        if array is not None and np.dtype(array.dtype).name != name:
+        if array is not None and _KERNEL_DTYPES.get(array.dtype) != name:
             raise TypeError(f"gradcore kernels: expected all arrays to be {name}, got {np.dtype(array.dtype).name}")
 
 
@@ -397,12 +470,54 @@ def _vector_width(array, *, operand: str, transpose: bool, width: int, saved=Non
     return width
 
 
-def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, activation: str = "none",
-                 low: float = -math.inf, high: float = math.inf, preactivation: bool = False,
-                 saved=None, saved_activation: str = "none", saved_operand: str = "a", row_sums: bool = False,
-                 tile: str | None = None):
-    """Launches one GEMM; returns (C, Z or None, row sums or None). See ``kernels/gemm.cu``."""
-    xp = launcher.xp
+class _GemmPlan:
+    """Everything a GEMM launch computes from its operands' shapes, strides, dtype, alignment and epilogue: the
+    kernel, grid, block, output shape, the result's extents and the argument list with the pointers and clamp
+    bounds left to fill in. Made once per distinct launch (``_gemm_plan``) and reused."""
+
+    __slots__ = ("kernel", "grid", "block", "shape", "dtype", "np_dtype", "m", "n", "arguments", "empty")
+
+    def __init__(self, kernel, grid, block, shape, dtype, m, n, arguments, empty):
+        self.kernel, self.grid, self.block, self.shape = kernel, grid, block, shape
+        self.dtype, self.np_dtype, self.m, self.n = dtype, np.dtype(dtype), m, n
+        self.arguments, self.empty = arguments, empty
+
+
+#: The launch plans made so far, by everything they depend on (``_gemm_plan``). Bounded: a process that makes
+#: more distinct launches than this starts over, which costs one plan each.
+_GEMM_PLANS: dict = {}
+_GEMM_PLANS_MAX = 4096
+_ALIGNMENT_BYTES = 16  # the widest vector load: a plan depends on each pointer's address modulo this
+# The slots of the argument list (GEMM_PARAMETERS order) that change from launch to launch of one plan.
+_GEMM_SLOTS = {name: GEMM_PARAMETERS.index(name)
+               for name in ("a", "b", "c", "bias", "preactivation", "saved", "row_sums", "low", "high")}
+
+
+def _gemm_plan(launcher, a, b, trans_a: bool, trans_b: bool, bias, activation: str, preactivation: bool, saved,
+               saved_activation: str, saved_operand: str, row_sums: bool, tile: str | None) -> _GemmPlan:
+    """Checks a GEMM's arguments and returns its launch plan, from the cache where the same launch was planned.
+
+    The key holds every input of the plan: the launcher, each array's type, dtype, shape, strides and address
+    modulo 16 bytes (which decides the vector flags), and the epilogue and prologue options. A launch whose
+    arguments are wrong raises before anything is cached, so a wrong call fails on every call.
+    """
+    key = (id(launcher), type(a), a.dtype, a.shape, a.strides, _address(a) % _ALIGNMENT_BYTES,
+           type(b), b.dtype, b.shape, b.strides, _address(b) % _ALIGNMENT_BYTES, trans_a, trans_b,
+           None if bias is None else (bias.dtype, bias.shape, bias.strides), activation, preactivation,
+           None if saved is None else (saved.dtype, saved.shape, saved.strides, _address(saved) % _ALIGNMENT_BYTES),
+           saved_activation, saved_operand, row_sums, tile)
+    plan = _GEMM_PLANS.get(key)
+    if plan is None:
+        plan = _make_gemm_plan(launcher, a, b, trans_a, trans_b, bias, activation, preactivation, saved,
+                               saved_activation, saved_operand, row_sums, tile)
+        if len(_GEMM_PLANS) >= _GEMM_PLANS_MAX:
+            _GEMM_PLANS.clear()
+        _GEMM_PLANS[key] = plan
+    return plan
+
+
+def _make_gemm_plan(launcher, a, b, trans_a, trans_b, bias, activation, preactivation, saved, saved_activation,
+                    saved_operand, row_sums, tile) -> _GemmPlan:
     dtype = _dtype_name(a)
     _same_dtype(dtype, b, bias, saved)
     m, k, a_row, a_col, a_batches, a_batch = _matrix_view(a, trans_a)
@@ -415,12 +530,11 @@ def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, act
     # A batch of one is broadcast by a zero batch stride.
     a_batch = a_batch if a_batches > 1 else 0
     b_batch = b_batch if b_batches > 1 else 0
-    if bias is not None:
-        if bias.ndim != 1 or bias.shape[0] != n:
-            raise ValueError(f"gradcore gemm: bias must have shape ({n},), got {tuple(bias.shape)}")
-        bias = _contiguous(xp, bias)
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != n):
+        raise ValueError(f"gradcore gemm: bias must have shape ({n},), got {tuple(bias.shape)}")
     if saved_operand not in _SAVED_OPERANDS:
         raise ValueError(f"gradcore gemm: saved_operand must be 'a' or 'b', got {saved_operand!r}")
+    code = _activation_code(activation)
     saved_activation_code = _activation_code(saved_activation)
     if saved is not None:
         # The kernel reads the saved tensor at the operand's own offsets.
@@ -429,8 +543,6 @@ def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, act
             raise ValueError(f"gradcore gemm: the saved tensor must have the shape and strides of operand "
                              f"{saved_operand} ({tuple(target.shape)}, {_element_strides(target)}), got "
                              f"{tuple(saved.shape)}, {_element_strides(saved)}")
-        if saved_activation == "none":
-            saved = None  # the derivative is 1: nothing to read
     if row_sums and batches != 1:
         raise ValueError("gradcore gemm: row sums need a batch of 1")
 
@@ -440,32 +552,58 @@ def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, act
     if grid[1] > 65535 or grid[2] > 65535:
         raise ValueError(f"gradcore gemm: {m} rows x {batches} batches exceed the grid's limits")
     shape = (m, n) if a.ndim == 2 and b.ndim == 2 else (batches, m, n)
-    out = launcher.empty(shape, dtype)
-    z = launcher.empty(shape, dtype) if preactivation else None
-    sums = launcher.empty((m,), dtype) if row_sums else None
-    if m == 0 or n == 0:
+    reads_saved = saved is not None and saved_activation != "none"  # for "none" the derivative is 1
+    a_width, b_width = gemm_vector_widths(dtype, tile)
+    a_vector = _vector_width(a, operand="a", transpose=trans_a, width=a_width,
+                             saved=saved if reads_saved and saved_operand == "a" else None) > 1
+    b_vector = _vector_width(b, operand="b", transpose=trans_b, width=b_width,
+                             saved=saved if reads_saved and saved_operand == "b" else None) > 1
+    arguments = {
+        "a": None, "a_row": ("i64", a_row), "a_col": ("i64", a_col), "a_batch": ("i64", a_batch),
+        "a_vector": ("i32", int(a_vector)),
+        "b": None, "b_row": ("i64", b_row), "b_col": ("i64", b_col), "b_batch": ("i64", b_batch),
+        "b_vector": ("i32", int(b_vector)),
+        "c": None, "c_row": ("i64", n), "c_batch": ("i64", m * n if len(shape) == 3 else 0),
+        "m_size": ("i64", m), "n_size": ("i64", n), "k_size": ("i64", k),
+        "bias": None, "preactivation": None, "activation": ("i32", code),
+        "saved": None, "saved_operand": ("i32", _SAVED_OPERANDS[saved_operand]),
+        "saved_activation": ("i32", saved_activation_code),
+        "low": None, "high": None, "row_sums": None,
+    }
+    return _GemmPlan(name_expression("gemm", dtype, tile), grid, ((bm // tm) * (bn // tn), 1, 1), shape, dtype, m,
+                     n, [arguments[name] for name in GEMM_PARAMETERS], m == 0 or n == 0)
+
+
+def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, activation: str = "none",
+                 low: float = -math.inf, high: float = math.inf, preactivation: bool = False,
+                 saved=None, saved_activation: str = "none", saved_operand: str = "a", row_sums: bool = False,
+                 tile: str | None = None):
+    """Launches one GEMM; returns (C, Z or None, row sums or None). See ``kernels/gemm.cu``."""
+    if bias is not None and not bias.flags.c_contiguous and bias.ndim == 1:
+        bias = launcher.xp.ascontiguousarray(bias)
+    plan = _gemm_plan(launcher, a, b, trans_a, trans_b, bias, activation, preactivation, saved, saved_activation,
+                      saved_operand, row_sums, tile)
+    out = launcher.empty(plan.shape, plan.dtype)
+    z = launcher.empty(plan.shape, plan.dtype) if preactivation else None
+    sums = launcher.empty((plan.m,), plan.dtype) if row_sums else None
+    if plan.empty:
         if sums is not None:
             sums[...] = 0
         return out, z, sums
-    a_width, b_width = gemm_vector_widths(dtype, tile)
-    a_vector = _vector_width(a, operand="a", transpose=trans_a, width=a_width,
-                             saved=saved if saved_operand == "a" else None) > 1
-    b_vector = _vector_width(b, operand="b", transpose=trans_b, width=b_width,
-                             saved=saved if saved_operand == "b" else None) > 1
-    arguments = {
-        "a": ("ptr", a), "a_row": ("i64", a_row), "a_col": ("i64", a_col), "a_batch": ("i64", a_batch),
-        "a_vector": ("i32", int(a_vector)),
-        "b": ("ptr", b), "b_row": ("i64", b_row), "b_col": ("i64", b_col), "b_batch": ("i64", b_batch),
-        "b_vector": ("i32", int(b_vector)),
-        "c": ("ptr", out), "c_row": ("i64", n), "c_batch": ("i64", m * n if len(shape) == 3 else 0),
-        "m_size": ("i64", m), "n_size": ("i64", n), "k_size": ("i64", k),
-        "bias": ("ptr", bias), "preactivation": ("ptr", z), "activation": ("i32", _activation_code(activation)),
-        "saved": ("ptr", saved), "saved_operand": ("i32", _SAVED_OPERANDS[saved_operand]),
-        "saved_activation": ("i32", saved_activation_code),
-        "low": ("T", low), "high": ("T", high), "row_sums": ("ptr", sums),
-    }
-    launcher.launch(name_expression("gemm", dtype, tile), grid, ((bm // tm) * (bn // tn), 1, 1),
-                    [arguments[name] for name in GEMM_PARAMETERS], np.dtype(dtype))
+    if saved_activation == "none":
+        saved = None  # the derivative is 1: nothing to read
+    arguments = list(plan.arguments)
+    slots = _GEMM_SLOTS
+    arguments[slots["a"]] = ("ptr", a)
+    arguments[slots["b"]] = ("ptr", b)
+    arguments[slots["c"]] = ("ptr", out)
+    arguments[slots["bias"]] = ("ptr", bias)
+    arguments[slots["preactivation"]] = ("ptr", z)
+    arguments[slots["saved"]] = ("ptr", saved)
+    arguments[slots["row_sums"]] = ("ptr", sums)
+    arguments[slots["low"]] = ("T", low)
+    arguments[slots["high"]] = ("T", high)
+    launcher.launch(plan.kernel, plan.grid, plan.block, arguments, plan.np_dtype)
     return out, z, sums
 
 

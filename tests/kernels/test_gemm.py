@@ -398,6 +398,7 @@ def test_the_flag_really_switches_the_kernel_to_vector_loads(launcher, monkeypat
     a, _ = vector_operand(rng, m, k, dtype, False, widths["a"], shift=int(which == "a"))
     b, _ = vector_operand(rng, k, n, dtype, False, widths["b"], shift=int(which == "b"))
     monkeypatch.setattr(kernels, "_vector_width", lambda array, *, width, **_: width)
+    monkeypatch.setattr(kernels, "_GEMM_PLANS", {})  # plans made before hold the real flags
     with pytest.raises(RuntimeError, match="misaligned"):
         kernels.gemm(a, b, tile=tile, launcher=launcher)
 
