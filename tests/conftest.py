@@ -16,7 +16,7 @@ poisoned with NaN and guarded against writes past its ends. The launches are cou
 printed at the end of the run.
 
 ``--gemm-crossover=all`` (with ``--device cuda`` or ``fake-cuda-kernels``) raises
-``linalg.GEMM_CROSSOVER_MACS`` above every product for the session, so that every product runs on gradcore's
+``kernels.GEMM_CROSSOVER_OVERRIDE`` above every product for the session, so that every product runs on gradcore's
 GEMM kernel, with the activation in its epilogue and the activation's derivative and bias gradient in its
 prologue. The default keeps the crossover of ``gradcore/ops/linalg.py``.
 
@@ -45,7 +45,6 @@ import gradcore
 from gradcore import backend as _backend
 from gradcore.backend import cuda as _cuda_backend
 from gradcore.backend import kernels as _kernels
-from gradcore.ops import linalg as _linalg
 
 DEVICES = ("cpu", "cuda", "fake-cuda", "fake-cuda-kernels")
 FAKE_DEVICES = ("fake-cuda", "fake-cuda-kernels")  # the CuPy test double, no GPU needed
@@ -63,7 +62,7 @@ def pytest_addoption(parser) -> None:
     )
     parser.addoption(
         "--gemm-crossover", action="store", default="default", choices=GEMM_CROSSOVERS,
-        help="with --device cuda or fake-cuda-kernels: default keeps linalg.GEMM_CROSSOVER_MACS; all raises it "
+        help="with --device cuda or fake-cuda-kernels: default keeps kernels.product_path's measured choice; all raises it "
              "above every product, so that every product runs gradcore's GEMM kernel with its fused prologue "
              "and epilogue instead of the array module's @",
     )
@@ -164,8 +163,6 @@ def pytest_configure(config) -> None:
         # product_path (gradcore.backend.kernels) is where the choice is made; the ops that still read their own
         # constant get it raised as well.
         _session_patches.setattr(_kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
-        if hasattr(_linalg, "GEMM_CROSSOVER_MACS"):
-            _session_patches.setattr(_linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
     if device != "cpu" and gradcore.cuda.is_available():
         # For the whole session, so that tensors made at import time (module constants) are on the device too.
         _backend.set_default_device("cuda")

@@ -28,26 +28,21 @@ def _check_operands(name: str, a, b) -> None:
 
 
 # -- our GEMM kernel or cuBLAS ---------------------------------------------------------------------------
-# On a CUDA device a product runs our kernel (kernels/gemm.cu) only where that kernel beats cuBLAS (the ``@`` of
-# CuPy): for fewer than GEMM_CROSSOVER_MACS multiply-adds (rows x inner x columns). The crossover must come
-# from benchmarks/gpu.py figure (a), our GEMM against cuBLAS over MLP shapes, run on a GPU; it is not measured
-# yet. Until it is, the crossover is 0: no product is below it, so every product on a GPU stays with cuBLAS.
-GEMM_CROSSOVER_MACS = 0
+# On a CUDA device a product runs our kernel (kernels/gemm.cu) only where ``kernels.product_path`` says it beats
+# cuBLAS (the ``@`` of CuPy) for its shape: the one place where that is chosen, from what benchmarks/gpu.py
+# measured on a GPU. Nothing is measured yet, so every product on a GPU stays with cuBLAS.
+
+def _on_our_gemm(m: int, k: int, n: int, dtype) -> bool:
+    """Whether an (m x k) @ (k x n) product goes to our GEMM rather than cuBLAS (where its arrays can)."""
+    return kernels.product_path(m, k, n, str(dtype)) == "gemm"
 
 
-def _below_crossover(multiply_adds: int) -> bool:
-    """Whether a product of this many multiply-adds goes to our GEMM rather than cuBLAS (where its arrays can).
-
-    Empty products (no multiply-adds) have nothing for a kernel to do and keep the array module's code.
-    """
-    return 0 < multiply_adds < GEMM_CROSSOVER_MACS
-
-
-def _gemm_launcher(multiply_adds: int, *arrays):
+def _gemm_launcher(m: int, k: int, n: int, *arrays):
     """Returns the launcher that runs our GEMM on ``arrays`` (None entries skipped), or None for cuBLAS/numpy."""
-    if not _below_crossover(multiply_adds):
+    present = [a for a in arrays if a is not None]
+    if not _on_our_gemm(m, k, n, present[0].dtype):
         return None
-    return kernels.runs_on(*(a for a in arrays if a is not None))
+    return kernels.runs_on(*present)
 
 
 # -- backward from an activation's pending gradient ----------------------------------------------------------
@@ -72,7 +67,7 @@ def _linear_backward_pending(pending: PendingGradient, x, weight, needs, bias_me
     if launcher is None or (needs[2] and bias_meta[0] != (columns,)):
         return None
     inner = 0 if x_data is None and w_data is None else (x_data if x_data is not None else w_data).shape[1]
-    if _below_crossover(rows * inner * columns):
+    if _on_our_gemm(rows, columns, inner, pending.grad.dtype):
         grads = kernels.linear_backward(pending.grad, x_data, w_data, needs_input_grad=needs, launcher=launcher,
                                         activation=pending.activation, saved=pending.saved,
                                         clamp_min=pending.clamp_min, clamp_max=pending.clamp_max)
@@ -91,7 +86,7 @@ def _mm_backward_pending(pending: PendingGradient, a, b, needs):
         return None
     rows, columns = pending.grad.shape
     inner = (b_data.shape[0] if b_data is not None else a_data.shape[1])
-    if _below_crossover(rows * inner * columns):
+    if _on_our_gemm(rows, columns, inner, pending.grad.dtype):
         derivative = pending.derivative()
         ga = kernels.gemm(pending.grad, b_data, trans_b=True, saved_operand="a", launcher=launcher,
                           **derivative) if needs[0] else None
@@ -116,7 +111,7 @@ class Mm(Function):
         if needs[0] or needs[1]:
             ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
         (m, k), n = a._data.shape, b._data.shape[1]
-        launcher = _gemm_launcher(m * k * n, a._data, b._data)
+        launcher = _gemm_launcher(m, k, n, a._data, b._data)
         if launcher is not None:
             return kernels.gemm(a._data, b._data, launcher=launcher)
         return a._data @ b._data
@@ -133,7 +128,8 @@ class Mm(Function):
             grad = grad.materialize()
         needs = ctx.needs_input_grad
         inner = a._data.shape[1] if a is not None else b._data.shape[0]
-        if not is_grad_enabled() and _gemm_launcher(grad._data.size * inner, grad._data) is None:
+        rows, columns = grad._data.shape
+        if not is_grad_enabled() and _gemm_launcher(rows, columns, inner, grad._data) is None:
             # No graph to record (no create_graph): the array module's products, without two more ops' nodes.
             g = grad._data
             return (make_tensor(g @ b._data.T) if needs[0] else None,
@@ -287,7 +283,8 @@ class Linear(Function):
             return _linear_with_epilogue(ctx, x_data, w_data, b_data, epilogue)
         # The kernels take a 2-d input and a bias of the output's width; other shapes keep the matmul code.
         fits = x_data.ndim == 2 and (b_data is None or b_data.shape == (w_data.shape[0],))
-        launcher = _gemm_launcher(x_data.size * w_data.shape[0], x_data, w_data, b_data) if fits else None
+        launcher = _gemm_launcher(x_data.shape[0], x_data.shape[-1], w_data.shape[0], x_data, w_data, b_data) \
+            if fits else None
         ctx.on_kernels = launcher is not None
         if launcher is not None:
             out, _ = kernels.linear_forward(x_data, w_data, b_data, launcher=launcher)
@@ -341,7 +338,7 @@ def _linear_with_epilogue(ctx, x_data, w_data, b_data, epilogue: _Epilogue):
     given no memory: a zero broadcast to its shape stands in as this op's output.
     """
     launcher = epilogue.launcher
-    ctx.on_kernels = _below_crossover(x_data.size * w_data.shape[0])
+    ctx.on_kernels = _on_our_gemm(x_data.shape[0], x_data.shape[1], w_data.shape[0], x_data.dtype)
     if ctx.on_kernels:
         y, _ = kernels.linear_forward(x_data, w_data, b_data, epilogue.activation, launcher=launcher)
     else:

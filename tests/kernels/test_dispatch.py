@@ -17,7 +17,6 @@ import pytest
 import gradcore
 from gradcore import nn
 from gradcore.backend import kernels
-from gradcore.ops import linalg
 
 DTYPES = [gradcore.float32, gradcore.float64]
 # Kernels agree with numpy to a few ulp (products sum in another order, over an inner dimension of at most 8
@@ -137,7 +136,8 @@ def assert_seed_step_matches_the_cpu(dtype, tolerance: float) -> None:
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_seed_network_clamps_on_the_kernels_and_keeps_products_on_cublas(kernels_on_fake_cuda, dtype):
-    assert linalg.GEMM_CROSSOVER_MACS == 0  # not measured on a GPU yet: every product stays with cuBLAS
+    # Not measured on a GPU yet: every product stays with cuBLAS.
+    assert kernels.product_path(64, 1000, 100, "float32") == "cublas"
     assert_seed_step_matches_the_cpu(dtype, TOLERANCE[dtype])
     # The clamp's gradient goes to the first product only, which takes it pending and computes it with the
     # clamp's own kernel before cuBLAS's product (the same pass; no bias gradient to sum with it).
@@ -146,7 +146,7 @@ def test_seed_network_clamps_on_the_kernels_and_keeps_products_on_cublas(kernels
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_seed_network_below_the_crossover_runs_every_product_on_our_gemm(kernels_on_fake_cuda, monkeypatch, dtype):
-    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
+    monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
     assert_seed_step_matches_the_cpu(dtype, TOLERANCE[dtype])
     # Forward: two products. Backward: dW2 and dH of the second product, dW1 of the first (x needs no grad),
     # into which the clamp's derivative is fused: no clamp_backward pass. Transposed operands are read in place.
@@ -187,7 +187,7 @@ def test_sequential_fuses_each_linear_with_its_activation_above_the_crossover(ke
 @pytest.mark.parametrize("last", ["relu", "sigmoid"])
 def test_sequential_below_the_crossover_runs_each_layer_in_our_gemm_alone(kernels_on_fake_cuda, monkeypatch, last,
                                                                           dtype):
-    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
+    monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
     assert_mlp_step_matches_the_cpu(last, dtype, TOLERANCE[dtype])
     # Forward: one launch per layer, bias and activation in its epilogue. Backward: the activation's derivative is
     # applied as the GEMMs load the gradient; the first layer's input needs no gradient, so dW with the bias
@@ -267,7 +267,7 @@ def test_functional_linear_then_activation_fuses_the_backward(kernels_on_fake_cu
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("name", list(FUNCTIONAL))
 def test_functional_linear_then_activation_below_the_crossover(kernels_on_fake_cuda, monkeypatch, name, dtype):
-    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
+    monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
     arrays = [sample((5, 8), seed=20), sample((6, 8), seed=21), sample((6,), seed=22)]
     assert_same_as_cpu(FUNCTIONAL[name], arrays, dtype, TOLERANCE[dtype])
     # Forward: the product (bias in its epilogue), then the activation. Backward: dX and dW (+ bias), the
@@ -288,7 +288,7 @@ WATCHED = {
 @pytest.mark.parametrize("name", list(WATCHED))
 def test_an_activation_gradient_that_someone_else_reads_is_computed(kernels_on_fake_cuda, monkeypatch, name,
                                                                     crossover):
-    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", crossover)
+    monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", crossover)
     arrays = [sample((5, 8), seed=23), sample((6, 8), seed=24), sample((6,), seed=25)]
     retained = {}
 
@@ -328,7 +328,7 @@ def test_a_saved_output_changed_in_place_is_still_caught(kernels_on_fake_cuda):
 
 
 def test_linear_double_backward_below_the_crossover_matches_the_cpu(kernels_on_fake_cuda, monkeypatch):
-    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
+    monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
     results = {}
     for device in ("cpu", "cuda"):
         x = gradcore.tensor(sample((4, 6), seed=10), dtype=gradcore.float64, device=device, requires_grad=True)
@@ -354,7 +354,7 @@ def user_code_on(device: str) -> None:
 
 
 def test_cpu_tensors_launch_nothing(kernels_on_fake_cuda, monkeypatch):
-    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
+    monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
     user_code_on("cpu")
     assert kernels_on_fake_cuda.counts == collections.Counter()
     assert kernels.runs_on(np.ones(3, dtype=np.float32)) is None
@@ -391,6 +391,6 @@ def test_the_double_without_an_installed_launcher_never_reaches_the_kernels(fake
         raise AssertionError("a kernel path was taken on the CuPy test double without an installed launcher")
 
     monkeypatch.setattr(kernels, "default_launcher", no_launcher)
-    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", ALL_PRODUCTS_ON_GEMM)
+    monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
     assert kernels.runs_on(fake_cupy.ones(3, dtype=np.float32)) is None
     user_code_on("cuda")
