@@ -36,6 +36,9 @@ class Stream:
     def synchronize(self) -> None:
         pass
 
+    def is_capturing(self) -> bool:
+        return False  # this double never captures (the CuPy test double's own streams do)
+
 
 class Event:
     """``cupy.cuda.Event``: the double runs synchronously, so an event is done once recorded."""
