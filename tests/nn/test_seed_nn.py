@@ -1,12 +1,11 @@
 """The seed documents' snippets that need gradcore.nn (shared/seeds/), with what the posts print.
-
-Snippets that also need ``optim.SGD`` skip until ``gradcore.optim`` exists.
 """
 import numpy as np
 import pytest
 
 import gradcore as torch  # the seeds' spelling
 import gradcore.nn as nn
+import gradcore.optim as optim
 
 # 001 prints the weight of a randomly initialised nn.Linear(3, 1); the tests set those values.
 POST_WEIGHT = [[-0.0043, 0.3097, -0.4752]]
@@ -64,7 +63,6 @@ def test_000_simplenet_mse_and_hand_update():
 
 
 def test_000_simplenet_with_optim_sgd():
-    optim = pytest.importorskip("gradcore.optim")
     torch.manual_seed(0)
     model = SimpleNet()
     criterion = nn.MSELoss()
@@ -132,7 +130,6 @@ def test_001_detached_weight_shares_memory_printed_values():
 
 
 def test_001_detached_weight_with_optim_sgd():
-    optim = pytest.importorskip("gradcore.optim")
     x = torch.tensor([1., 2., 3.], requires_grad=True)
     f = linear_with_post_weight()
     w = f.weight.detach()
@@ -188,7 +185,6 @@ def test_002_simple_model_loss_backward():
 
 
 def test_002_simple_model_with_optim_sgd():
-    optim = pytest.importorskip("gradcore.optim")
     model = SimpleModel()
     criterion = nn.MSELoss()
     optimizer = optim.SGD(model.parameters(), lr=0.01)
@@ -246,7 +242,6 @@ def test_003_mynet_template_and_generic_training_loop():
 
 
 def test_003_generic_training_loop_with_optim():
-    optim = pytest.importorskip("gradcore.optim")
     torch.manual_seed(0)
     net = MyNet(4, 2, 8)
     optimizer = optim.SGD(net.parameters(), lr=0.1)
