@@ -379,3 +379,56 @@ def test_the_seeds_do_not_change_between_processes():
     """crc32 of the case's name, not the per-process salted ``hash``: a failure can be replayed."""
     assert seed_of("epilogue", "float32", "small", "relu", "vector", "matrix") == zlib.crc32(
         repr(("epilogue", "float32", "small", "relu", "vector", "matrix")).encode())
+
+
+# -- no read past an operand ------------------------------------------------------------------------------------
+# A read past an operand that lands in an element no output uses (a row of C that is never stored) cannot change
+# any result, so the checks above cannot see it; on a GPU it reads someone else's memory, or faults. Here each
+# operand (and the prologue's saved tensor) ends exactly where an inaccessible page begins: a read past its last
+# element kills the test process with SIGSEGV, as a GPU would fault.
+
+_PROT_NONE = 0
+
+
+def before_a_guard_page(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Returns a contiguous copy of ``values`` whose last element is the last one before a page that may not be
+    read (an anonymous mapping whose final page is protected). The array keeps the mapping alive."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    nbytes = values.size * np.dtype(dtype).itemsize
+    data_pages = -(-nbytes // page)
+    mapping = mmap.mmap(-1, (data_pages + 1) * page)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if libc.mprotect(address + data_pages * page, page, _PROT_NONE) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect failed")
+    whole = np.frombuffer(mapping, dtype=dtype, count=data_pages * page // np.dtype(dtype).itemsize)
+    array = whole[whole.size - values.size:].reshape(values.shape)
+    array[...] = values
+    return array
+
+
+@pytest.mark.parametrize("dtype,tile", INSTANTIATIONS)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True), (False, True), (True, False)])
+@pytest.mark.parametrize("path", PATHS)
+def test_no_read_past_the_operands(recorder, dtype, tile, trans_a, trans_b, path):
+    m, k, n = tile_shape(dtype, tile)
+    if path == "scalar":
+        m, k, n = m + 1, k + 1, n + 1  # odd extents: no vector loads
+    seed = seed_of("guard", dtype, tile, trans_a, trans_b, path)
+    rng = np.random.default_rng(seed)
+    a64 = dyadic(rng, (k, m) if trans_a else (m, k))
+    b64 = dyadic(rng, (n, k) if trans_b else (k, n))
+    saved64 = np.maximum(dyadic(rng, b64.shape), 0.0)
+    a, b, saved = (before_a_guard_page(values, dtype) for values in (a64, b64, saved64))
+    out = kernels.gemm(a, b, trans_a=trans_a, trans_b=trans_b, saved=saved, saved_activation="relu",
+                       saved_operand="b", tile=tile, launcher=recorder)
+    arguments = last_gemm(recorder)
+    what = f"guarded {tile} {dtype} trans {trans_a} {trans_b} {path}"
+    assert (arguments["a_vector"], arguments["b_vector"]) == (expected_flag(path),) * 2, what
+    op_a = a64.T if trans_a else a64
+    op_b = (b64 * (saved64 > 0)).T if trans_b else b64 * (saved64 > 0)
+    assert_matches(out, op_a @ op_b, rounding=0, dtype=dtype, what=what, seed=seed)
