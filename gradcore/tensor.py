@@ -669,11 +669,8 @@ class Tensor:
     def _arith_inplace(self, other, name: str, alpha=1) -> "Tensor":
         if isinstance(alpha, float) and not self.dtype.is_floating_point:
             raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
-        if name == "subtract" and self.dtype is _dtypes.bool_:
-            raise RuntimeError(
-                "Subtraction, the `-` operator, with two bool tensors is not supported. "
-                "Use the `^` or `logical_xor()` operator instead."
-            )
+        if name == "subtract":
+            _ew.check_bool_subtraction(self, other)
 
         def fast(data):
             # The same operands, promotion, device and broadcast checks as the out-of-place op.

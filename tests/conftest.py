@@ -85,10 +85,6 @@ CPU_ONLY_FILES = {
 }
 CPU_ONLY_TESTS = {
     "test_repr": "the repr names a CUDA device",
-    "test_reprs_match_torch": "the repr names a CUDA device",
-    "test_parameter_basics": "the repr names a CUDA device",
-    "test_001_detached_weight_shares_memory_printed_values": "the repr names a CUDA device",
-    "test_001_detached_weight_with_optim_sgd": "the repr names a CUDA device",
     "test_device": "asserts the CPU device",
     "test_001_tensor_attributes_shape_dtype_device": "prints the CPU device",
     "test_001_dtype_conversions": "prints CPU type names",

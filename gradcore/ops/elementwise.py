@@ -35,6 +35,18 @@ class Add(Function):
         return ga, gb, None
 
 
+def check_bool_subtraction(a, b) -> None:
+    """Raises PyTorch's RuntimeError where either operand of a subtraction is bool (a bool tensor or a Python
+    bool): numpy would compute it, PyTorch refuses it, with a message that depends on whether both are bool."""
+    is_bool = [isinstance(x, bool) or (isinstance(x, Tensor) and x.dtype is _dtypes.bool_) for x in (a, b)]
+    if all(is_bool):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if any(is_bool):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
 class Sub(Function):
     node_name = "SubBackward0"
     builtin = True
@@ -42,12 +54,8 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b, alpha=1):
+        check_bool_subtraction(a, b)
         da, db, dtype = binary_operands(a, b)
-        if dtype is _dtypes.bool_:
-            raise RuntimeError(
-                "Subtraction, the `-` operator, with two bool tensors is not supported. "
-                "Use the `^` or `logical_xor()` operator instead."
-            )
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.meta = (meta(a), meta(b))
             ctx.alpha = alpha

@@ -237,12 +237,26 @@ def test_ops_mixing_two_gpus_raise_naming_both(fake_cuda_2):
 
 
 @pytest.mark.parametrize("op", [
-    pytest.param(lambda a: a[gradcore.tensor([0, 2])], id="cpu_index_tensor"),
-    pytest.param(lambda a: a * gradcore.tensor(2.0), id="cpu_scalar_tensor"),
+    pytest.param(lambda lib, a: a[lib.tensor([0, 2])], id="cpu_index_tensor"),
+    pytest.param(lambda lib, a: a[lib.tensor([True, False, True])], id="cpu_mask_tensor"),
+    pytest.param(lambda lib, a: a * lib.tensor(2.0), id="cpu_scalar_tensor"),
+    pytest.param(lambda lib, a: lib.tensor(5) - a, id="cpu_integer_scalar_tensor_on_the_left"),
 ])
 def test_cpu_indices_and_cpu_scalars_meet_cuda_tensors_as_in_pytorch(fake_cuda, op):
-    out = op(gradcore.tensor([1.0, 2.0, 3.0], device="cuda"))
-    assert out.is_cuda
+    """PyTorch lets CPU index tensors and 0-d CPU tensors meet a CUDA tensor, and the result stays on the GPU.
+    The installed PyTorch has no CUDA, so its values and dtype come from the same op on its CPU tensors."""
+    out = op(gradcore, gradcore.tensor([1.0, 2.0, 3.0], device="cuda"))
+    expected = op(torch, torch.tensor([1.0, 2.0, 3.0]))
+    assert out.is_cuda and str(out.device) == "cuda:0"
+    assert out.tolist() == expected.tolist() and str(out.dtype) == str(expected.dtype).replace("torch.", "gradcore.")
+
+
+def test_a_cpu_tensor_with_dimensions_does_not_meet_a_cuda_tensor_as_in_pytorch(fake_cuda):
+    """The other side of PyTorch's rule: only 0-d CPU tensors count as scalars; a one-element 1-d one is refused
+    with the same message as any mixed-device operation."""
+    with pytest.raises(RuntimeError) as info:
+        gradcore.tensor([1.0, 2.0, 3.0], device="cuda") * gradcore.tensor([2.0])
+    assert str(info.value) == MIXED.format("cuda:0", "cpu")
 
 
 def test_numpy_of_a_cuda_tensor_raises_type_error_saying_to_call_cpu(fake_cuda):

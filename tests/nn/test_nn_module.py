@@ -211,7 +211,8 @@ def test_parameter_basics():
     t = gradcore.ones(3)
     p = nn.Parameter(t)
     assert p.requires_grad and p.is_leaf and isinstance(p, gradcore.Tensor)
-    assert repr(p) == "Parameter containing:\ntensor([1., 1., 1.], requires_grad=True)"
+    if p.device.type == "cpu":  # the repr names any other device
+        assert repr(p) == "Parameter containing:\ntensor([1., 1., 1.], requires_grad=True)"
     with gradcore.no_grad():
         p.mul_(2)
     assert t.tolist() == [2.0, 2.0, 2.0]  # shares memory with the tensor it was made from
