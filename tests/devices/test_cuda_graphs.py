@@ -20,7 +20,6 @@ import kernel_emulation
 from gradcore import nn
 from gradcore.backend import cuda as cuda_backend
 from gradcore.backend import kernels
-from gradcore.ops import linalg
 
 
 @pytest.fixture
@@ -46,7 +45,7 @@ def emulated_kernels(fake_cuda, monkeypatch):
     libraries, _ = kernel_emulation.build_once(compiler)
     launcher = kernel_emulation.CountingLauncher(
         kernel_emulation.EmulatedLauncher(libraries, multiprocessors=2, record_launches=False), fake_cupy)
-    monkeypatch.setattr(linalg, "GEMM_CROSSOVER_MACS", 2**62)
+    monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", 2**62)
     with kernels.use_launcher_for(fake_cupy.ndarray, launcher):
         yield launcher
 
