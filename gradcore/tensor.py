@@ -784,6 +784,8 @@ class Tensor:
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> "Tensor":
         """Fills with numbers drawn uniformly from [a, b)."""
+        self._check_inplace()
+        _sampling.check_uniform_range(a, b, self.dtype)
         backend = generator._backend if generator is not None else backend_of(self._data)
         values = backend.uniform(self._data.shape, a, b, self._data.dtype)
         with no_grad():
@@ -791,6 +793,8 @@ class Tensor:
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> "Tensor":
         """Fills with numbers drawn from a normal distribution."""
+        self._check_inplace()
+        _sampling.check_normal_std(std)
         backend = generator._backend if generator is not None else backend_of(self._data)
         values = backend.normal(self._data.shape, mean, std, self._data.dtype)
         with no_grad():
@@ -1250,6 +1254,111 @@ class Tensor:
         return _creation.full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
                               requires_grad=requires_grad)
 
+    # -- sorting, scatter/gather, cumulative, repeating and random-sampling methods ----------------
+    def log2(self):
+        return _ew.log2(self)
+
+    def log10(self):
+        return _ew.log10(self)
+
+    def nan_to_num(self, nan: float = 0.0, posinf=None, neginf=None):
+        return _ew.nan_to_num(self, nan, posinf, neginf)
+
+    def nan_to_num_(self, nan: float = 0.0, posinf=None, neginf=None) -> "Tensor":
+        return self._inplace(lambda a: _ew.nan_to_num(a, nan, posinf, neginf))
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return _sorting.sort(self, dim, descending, stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return _sorting.argsort(self, dim, descending, stable)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        return _sorting.topk(self, k, dim, largest, sorted)
+
+    def histc(self, bins: int = 100, min: float = 0, max: float = 0):
+        return _sorting.histc(self, bins, min, max)
+
+    def histogram(self, bins=100, *, range=None, weight=None, density: bool = False):
+        return _sorting.histogram(self, bins, range=range, weight=weight, density=density)
+
+    def gather(self, dim: int, index, *, sparse_grad: bool = False):
+        return _idx.gather(self, dim, index)
+
+    def index_select(self, dim: int, index):
+        return _idx.index_select(self, dim, index)
+
+    def index_add(self, dim: int, index, source, *, alpha=1):
+        return _idx.index_add(self, dim, index, source, alpha=alpha)
+
+    def index_add_(self, dim: int, index, source, *, alpha=1) -> "Tensor":
+        return self._inplace(lambda a: _idx.index_add(a, dim, index, source, alpha=alpha), (source,))
+
+    def scatter(self, dim: int, index, src=None, *, value=None, reduce=None):
+        return _idx.scatter(self, dim, index, src, value=value, reduce=reduce)
+
+    def scatter_(self, dim: int, index, src=None, *, value=None, reduce=None) -> "Tensor":
+        return self._inplace(lambda a: _idx.scatter(a, dim, index, src, value=value, reduce=reduce), (src,))
+
+    def scatter_add(self, dim: int, index, src):
+        return _idx.scatter_add(self, dim, index, src)
+
+    def scatter_add_(self, dim: int, index, src) -> "Tensor":
+        return self._inplace(lambda a: _idx.scatter_add(a, dim, index, src), (src,))
+
+    def cumsum(self, dim: int, *, dtype=None):
+        return _red.cumsum(self, dim, dtype=dtype)
+
+    def cumprod(self, dim: int, *, dtype=None):
+        return _red.cumprod(self, dim, dtype=dtype)
+
+    def tril(self, diagonal: int = 0):
+        return _shape.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0):
+        return _shape.triu(self, diagonal)
+
+    def tril_(self, diagonal: int = 0) -> "Tensor":
+        return self._inplace(lambda a: _shape.tril(a, diagonal))
+
+    def triu_(self, diagonal: int = 0) -> "Tensor":
+        return self._inplace(lambda a: _shape.triu(a, diagonal))
+
+    def roll(self, shifts, dims=None):
+        return _shape.roll(self, shifts, dims)
+
+    def flip(self, *dims):
+        return _shape.flip(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+
+    def repeat(self, *sizes):
+        return _shape.repeat(self, *sizes)
+
+    def tile(self, *dims):
+        return _shape.tile(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+
+    def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
+        return _shape.repeat_interleave(self, repeats, dim, output_size=output_size)
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None):
+        return _sampling.multinomial(self, num_samples, replacement, generator=generator)
+
+    def bernoulli(self, p=None, *, generator=None):
+        return _sampling.bernoulli(self, p, generator=generator)
+
+    def bernoulli_(self, p=0.5, *, generator=None) -> "Tensor":
+        """Fills with 1 with probability ``p`` (a number or a tensor of probabilities) and 0 otherwise."""
+        self._check_inplace()
+        values = _sampling.bernoulli_fill(self._data, p, generator)
+        with no_grad():
+            return self.copy_(make_tensor(values))
+
+    def exponential_(self, lambd: float = 1.0, *, generator=None) -> "Tensor":
+        """Fills with numbers drawn from the exponential distribution of rate ``lambd``."""
+        self._check_inplace()
+        values = _sampling.exponential_fill(self._data, lambd, generator)
+        with no_grad():
+            return self.copy_(make_tensor(values))
+
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """Creates a DLPack capsule of the tensor's memory, for another library's ``from_dlpack`` (no copy).
 
@@ -1369,6 +1478,8 @@ from .ops import indexing as _idx  # noqa: E402
 from .ops import linalg as _linalg  # noqa: E402
 from .ops import reduction as _red  # noqa: E402
 from .ops import shape as _shape  # noqa: E402
+from .ops import sampling as _sampling  # noqa: E402
+from .ops import sorting as _sorting  # noqa: E402
 
 _ = CPU  # the CPU backend is the default device
 # The out-of-place op of each in-place arithmetic method, by its array function's name.

@@ -9,7 +9,8 @@ from ._util import (Tensor, arith, array_module, as_tensor_like, binary_operands
 from .. import _dtypes
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
-           "maximum", "minimum", "where", "sign", "rsub", "reciprocal", "square", "log1p", "expm1"]
+           "maximum", "minimum", "where", "sign", "rsub", "reciprocal", "square", "log1p", "expm1", "log2", "log10",
+           "nan_to_num"]
 
 
 class Add(Function):
@@ -569,3 +570,71 @@ def where(condition, input=None, other=None):
         raise TypeError(f"where(): argument 'condition' (position 1) must be Tensor, not {type(condition).__name__}")
     check_same_device(input, other, condition)
     return Where.apply(condition, input, other)
+
+
+# -- logarithms in other bases, nan_to_num ---------------------------------------------------------
+
+class Log2(Function):
+    node_name = "Log2Backward0"
+    builtin = True
+    # d/dx log_b(x) = 1 / (x ln b)
+    log_of_base = 0.6931471805599453
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        xp = array_module(x._data)
+        with quiet_float_errors(x._data):
+            return (xp.log2 if ctx._forward_cls is Log2 else xp.log10)(_float_input(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        with quiet_float_errors(grad._data):
+            return arith(operator.truediv, grad, arith(operator.mul, x, ctx._forward_cls.log_of_base))
+
+
+class Log10(Log2):
+    node_name = "Log10Backward0"
+    log_of_base = 2.302585092994046
+
+
+def log2(input):
+    """Returns the logarithm to the base 2 of each element."""
+    _check_tensor(input, "log2")
+    return Log2.apply(input)
+
+
+def log10(input):
+    """Returns the logarithm to the base 10 of each element."""
+    _check_tensor(input, "log10")
+    return Log10.apply(input)
+
+
+class NanToNum(Function):
+    """Replaces NaN, +inf and -inf by finite numbers; the gradient flows only through finite elements."""
+
+    node_name = "NanToNumBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, nan, posinf, neginf):
+        data = x._data
+        xp = array_module(data)
+        ctx.save_for_backward(x)
+        if data.dtype.kind != "f":
+            return data.copy()
+        return xp.nan_to_num(data, copy=True, nan=nan, posinf=posinf, neginf=neginf)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        finite = make_tensor(array_module(x._data).isfinite(x._data))
+        return where(finite, grad, 0.0), None, None, None
+
+
+def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
+    """Returns ``input`` with NaN replaced by ``nan``, +inf by ``posinf`` and -inf by ``neginf`` (the dtype's
+    largest and lowest finite numbers by default)."""
+    _check_tensor(input, "nan_to_num")
+    return NanToNum.apply(input, nan, posinf, neginf)

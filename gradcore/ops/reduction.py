@@ -12,7 +12,7 @@ from ..backend import broadcast_view
 from ._util import Tensor, arith, array_module, make_tensor, normalize_dim, normalize_dims, quiet_float_errors
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "argmax", "argmin",
-           "all", "any", "prod", "norm"]
+           "all", "any", "prod", "norm", "cumsum", "cumprod"]
 
 
 
@@ -457,3 +457,94 @@ def norm(input, p=2, dim=None, keepdim: bool = False):
     from .elementwise import abs as _abs, pow as _pow
 
     return _pow(sum(_pow(_abs(input), p), dim, keepdim), 1.0 / p)
+
+
+# -- cumulative sums and products ------------------------------------------------------------------
+
+def _cumulative_dtype(input, dtype):
+    """Integer and bool inputs accumulate in int64, as in PyTorch; ``dtype`` casts the input first."""
+    if dtype is not None:
+        return _dtypes.to_dtype(dtype)
+    return input.dtype if input.dtype.is_floating_point else _dtypes.int64
+
+
+class Cumsum(Function):
+    node_name = "CumsumBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        data = x._data
+        # Floats accumulate in float64 and round once per element, as PyTorch's CPU kernel does.
+        work = "float64" if data.dtype.kind == "f" else None
+        out = array_module(data).cumsum(data.reshape(data.shape or (1,)), axis=dim, dtype=work)
+        return out.reshape(data.shape).astype(data.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # Every output from position i on holds input i: the gradient is the reversed cumulative sum.
+        from .shape import flip
+
+        if grad.ndim == 0:
+            return grad, None
+        return flip(Cumsum.apply(flip(grad, ctx.dim), ctx.dim), ctx.dim), None
+
+
+def cumsum(input, dim: int, *, dtype=None):
+    """Returns the cumulative sum of ``input`` along ``dim``."""
+    d = normalize_dim(dim, input.ndim)
+    target = _cumulative_dtype(input, dtype)
+    if target is not input.dtype:
+        input = input.to(target)
+    return Cumsum.apply(input, d)
+
+
+class Cumprod(Function):
+    node_name = "CumprodBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        data = x._data
+        work = "float64" if data.dtype.kind == "f" else None
+        out = array_module(data).cumprod(data.reshape(data.shape or (1,)), axis=dim, dtype=work)
+        out = out.reshape(data.shape).astype(data.dtype, copy=False)
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        if grad.ndim == 0:
+            return grad, None
+        data = x._data
+        xp = array_module(data)
+        if not (data == 0).any():
+            # d out_k / d x_i = out_k / x_i for k >= i: a reversed cumulative sum of grad * out, over x.
+            from .shape import flip
+
+            d = ctx.dim
+            return flip(Cumsum.apply(flip(grad * out, d), d), d) / x, None
+        # With zeros, out_k / x_i is undefined: take the product of the other factors directly,
+        # prod_{j<i} x_j * prod_{i<j<=k} x_j, for each pair i <= k.
+        moved = xp.moveaxis(data, ctx.dim, -1)
+        g = xp.moveaxis(grad._data, ctx.dim, -1)
+        n = moved.shape[-1]
+        result = xp.zeros_like(moved)
+        before = xp.concatenate([xp.ones_like(moved[..., :1]), xp.cumprod(moved, axis=-1)[..., :-1]], axis=-1)
+        for i in range(n):
+            after = xp.cumprod(moved[..., i + 1:], axis=-1)
+            partial = xp.concatenate([xp.ones_like(moved[..., :1]), after], axis=-1)
+            result[..., i] = before[..., i] * (g[..., i:] * partial).sum(axis=-1)
+        return make_tensor(xp.moveaxis(result, -1, ctx.dim)), None
+
+
+def cumprod(input, dim: int, *, dtype=None):
+    """Returns the cumulative product of ``input`` along ``dim``."""
+    d = normalize_dim(dim, input.ndim)
+    target = _cumulative_dtype(input, dtype)
+    if target is not input.dtype:
+        input = input.to(target)
+    return Cumprod.apply(input, d)
