@@ -34,7 +34,7 @@ def exponential_fill(data, lambd: float, generator=None):
     if not data.dtype.kind == "f":
         raise RuntimeError(f"exponential_ expects a floating point tensor, but got a tensor of dtype {data.dtype}")
     if not (lambd > 0 and math.isfinite(lambd)):
-        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
     return _backend(data, generator).exponential(data.shape, float(lambd), data.dtype)
 
 
