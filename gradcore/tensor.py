@@ -247,6 +247,8 @@ class Tensor:
         """Returns the shape, or the size of one dim."""
         if dim is None:
             return Size(self._data.shape)
+        if self._data.ndim == 0 and isinstance(dim, int):
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         return self._data.shape[_util.normalize_dim(dim, self.ndim)]
 
     def dim(self) -> int:
@@ -318,8 +320,9 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         """Returns the tensor's memory as a numpy array (``numpy.asarray(tensor)``); CUDA tensors raise TypeError."""
-        if self._data.__class__ is not _ndarray:
-            self.numpy()  # raises PyTorch's TypeError: device memory is never converted implicitly
+        # The checks of numpy(): CUDA memory is never converted implicitly, and a tensor that requires grad
+        # is refused (its values would leave the graph unnoticed).
+        self.numpy()
         array = self._data
         if dtype is not None and array.dtype != dtype:
             if copy is False:
@@ -740,8 +743,8 @@ class Tensor:
                 if max is not None:
                     xp.minimum(data, max, out=data, casting="unsafe")
 
-            return self._inplace(lambda a: _act.clamp(a, min, max), operands, fast)
-        return self._inplace(lambda a: _act.clamp(a, min, max), operands)
+            return self._inplace(lambda a: _ew.clamp(a, min, max), operands, fast)
+        return self._inplace(lambda a: _ew.clamp(a, min, max), operands)
 
     clip_ = clamp_
 
@@ -1042,15 +1045,15 @@ class Tensor:
         return _act.relu(self)
 
     def clamp(self, min=None, max=None):
-        return _act.clamp(self, min, max)
+        return _ew.clamp(self, min, max)
 
     clip = clamp
 
     def clamp_min(self, min):
-        return _act.clamp(self, min=min)
+        return _ew.clamp(self, min=min)
 
     def clamp_max(self, max):
-        return _act.clamp(self, max=max)
+        return _ew.clamp(self, max=max)
 
     def softmax(self, dim, dtype=None):
         return _act.softmax(self, dim, dtype)

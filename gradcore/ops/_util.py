@@ -185,7 +185,9 @@ def normalize_dims(dim, ndim: int) -> tuple:
         if len(set(dims)) != len(dims):
             raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
         return tuple(sorted(dims)) if ndim else ()
-    return (normalize_dim(dim, ndim),) if ndim else ()
+    # A 0-d tensor accepts dim 0 and -1 only (checked before it is dropped).
+    d = normalize_dim(dim, ndim)
+    return (d,) if ndim else ()
 
 
 def reduce_grad(grad: Tensor, shape: tuple, dtype) -> Tensor:

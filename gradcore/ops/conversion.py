@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..backend import backend_of, to_device
-from ._util import Tensor, array_module, binary_operands, meta, reduce_grad
+from ._util import Tensor, array_module, binary_operands, meta, reduce_grad, result_type
 
 __all__ = ["Clone", "ToDtype", "ToDevice", "fill", "copy_value", "remainder", "rounding"]
 
@@ -92,6 +92,10 @@ class Remainder(Function):
         da, db, _ = binary_operands(a, b)
         ctx.meta = (meta(a), meta(b))
         ctx.save_for_backward(a, b)
+        if not result_type(a, b).is_floating_point:
+            from .elementwise import check_integer_divisor
+
+            check_integer_divisor(db)
         return array_module(da if isinstance(a, Tensor) else db).remainder(da, db)
 
     @staticmethod

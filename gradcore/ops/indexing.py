@@ -1,6 +1,8 @@
 """Indexing and slicing (views for basic indices, copies for index tensors) and item assignment."""
 from __future__ import annotations
 
+import warnings
+
 from ..autograd.function import Function
 from ..backend import backend_of, put_along_axis, to_device
 from ._util import Tensor, array_module, check_same_device, make_tensor, meta, normalize_dim, reduce_grad
@@ -21,6 +23,8 @@ def normalize_key(key, data):
         key = (key,)
     basic = True
     converted = []
+    # The dim of ``data`` the next index applies to (None once an Ellipsis makes it depend on what follows).
+    position = 0
     for k in key:
         if isinstance(k, bool):
             k = make_tensor(array_module(data).asarray(k))
@@ -48,16 +52,39 @@ def normalize_key(key, data):
             if isinstance(k, slice) and k.step is not None and k.step <= 0:
                 raise ValueError("step must be greater than zero")
             converted.append(k)
+            if k is Ellipsis:
+                position = None
+            elif k is not None and position is not None:
+                position += 1
             continue
         basic = False
+        if k.dtype == "uint8":
+            # A uint8 index is a mask, as in PyTorch (which deprecates it in favour of bool).
+            warnings.warn("indexing with dtype uint8 is now deprecated, please use a dtype bool "
+                          "instead.", UserWarning, stacklevel=3)
+            k = k.astype(bool)
         if k.dtype == bool:
+            if position is not None:
+                _check_mask_shape(k.shape, data.shape, position)
+                position += k.ndim
             converted.extend(k.nonzero())
         else:
             converted.append(k)
+            if position is not None:
+                position += 1
     key = tuple(converted)
     if basic and not any(k is Ellipsis for k in key):
         key = key + (Ellipsis,)  # an all-integer index then gives a 0-d view, not a copied scalar
     return key, basic
+
+
+def _check_mask_shape(mask_shape: tuple, shape: tuple, position: int) -> None:
+    """A boolean mask must match the sizes of the dims it indexes, as PyTorch checks on read and on write."""
+    for j, size in enumerate(mask_shape):
+        dim = position + j
+        if dim < len(shape) and size != shape[dim]:
+            raise IndexError(f"The shape of the mask {list(mask_shape)} at index {j} does not match the shape of "
+                             f"the indexed tensor {list(shape)} at index {dim}")
 
 
 def _index_error(exc: IndexError, data=None) -> IndexError:
@@ -280,12 +307,31 @@ def masked_fill(input, mask, value):
     """Returns ``input`` with ``value`` where ``mask`` is True."""
     from .elementwise import where
 
-    if not isinstance(mask, Tensor) or mask.dtype.name != "bool":
-        raise RuntimeError("masked_fill_ only supports boolean masks")
+    from ._util import broadcast_shapes
+
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"masked_fill(): argument 'mask' (position 1) must be Tensor, not {type(mask).__name__}")
+    if mask.dtype.name != "bool":
+        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{_C_TYPE_NAMES.get(mask.dtype.name, mask.dtype.name)}")
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                               f"{value.ndim} dimension(s).")
+    elif not isinstance(value, (int, float, bool)):
+        raise TypeError(f"masked_fill() received an invalid combination of arguments - got (Tensor, "
+                        f"{type(value).__name__}), but expected one of:\n * (Tensor mask, Tensor value)\n"
+                        " * (Tensor mask, Number value)")
     check_same_device(input, mask)
+    broadcast_shapes(tuple(mask.shape), tuple(input.shape))
     if not isinstance(value, Tensor):
         value = make_tensor(array_module(input._data).asarray(value, dtype=input.dtype.numpy))
     return where(mask, value.to(input.dtype), input)
+
+
+#: The C type names PyTorch's messages give for dtypes.
+_C_TYPE_NAMES = {"uint8": "unsigned char", "int8": "signed char", "int16": "short int", "int32": "int",
+                 "int64": "long int", "float16": "c10::Half", "float32": "float", "float64": "double"}
 
 
 def assign(data, key, value) -> None:

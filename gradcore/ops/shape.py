@@ -254,6 +254,8 @@ def expand(input, *sizes):
     padded = (1,) * (len(sizes) - len(shape)) + shape
     out = []
     for i, (want, have) in enumerate(zip(sizes, padded)):
+        if want < -1 and i < len(sizes) - len(shape):
+            raise RuntimeError("numel: integer multiplication overflow")
         if want == -1:
             if i < len(sizes) - len(shape):
                 raise RuntimeError(f"The expanded size of the tensor (-1) isn't allowed in a leading, non-existing dimension {i}")
@@ -438,6 +440,13 @@ def split(input, split_size_or_sections, dim: int = 0) -> tuple:
     size = input.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
+        if step < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={step}")
+        if step == 0:
+            if size != 0:
+                raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of "
+                                   f"{size}")
+            return (input.narrow(d, 0, 0),)
         sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
     else:
         sizes = list(split_size_or_sections)
@@ -455,6 +464,8 @@ def split(input, split_size_or_sections, dim: int = 0) -> tuple:
 
 def chunk(input, chunks: int, dim: int = 0) -> tuple:
     """Splits into ``chunks`` nearly equal parts."""
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     d = normalize_dim(dim, input.ndim)
     step = max(1, -(-input.shape[d] // chunks))
     return split(input, step, d)
