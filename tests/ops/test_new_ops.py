@@ -176,6 +176,7 @@ def test_one_hot_matches_torch():
                                   torch.nn.functional.one_hot(torch.tensor(labels), 6).numpy())
 
 
+@pytest.mark.cpu_only
 def test_randint_high_size_overload():
     gradcore.manual_seed(5)
     torch.manual_seed(5)
