@@ -935,7 +935,9 @@ class Tensor:
         return _formatting.tensor_repr(self)
 
     def __format__(self, spec: str) -> str:
-        if self._data.ndim == 0 and spec:
+        # A 0-d tensor formats as its number, even without a spec (f"{loss}" prints 2.19..., as in PyTorch);
+        # a subclass such as Parameter keeps its repr there.
+        if self._data.ndim == 0 and (spec or type(self) is Tensor):
             return format(self.item(), spec)
         return repr(self)
 

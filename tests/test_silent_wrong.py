@@ -180,6 +180,10 @@ CASES = {
     "out_float_into_int": lambda lib: _with_out(lib, lambda o: lib.add(lib.ones(2), 1, out=o), lib.int64),
     "out_resized": lambda lib: _with_out(lib, lambda o: lib.mul(lib.ones(2, 3), 2, out=o), shape=(0,)),
     "out_requires_grad": lambda lib: lib.add(lib.ones(2, requires_grad=True), 1, out=lib.zeros(2)),
+    # a 0-d tensor in an f-string prints its number, as in the notebooks' f"{nll/n}"
+    "format_0d_no_spec": lambda lib: f"{lib.tensor(6.5) / 3}",
+    "format_0d_spec": lambda lib: f"{lib.tensor(6.5) / 3:.3f}",
+    "format_1d": lambda lib: f"{lib.tensor([6.5])}".replace("gradcore", "torch"),
     # small integer powers take the product's rounding
     "pow_2": lambda lib: lib.tensor([1.1, -2.3, 3.7]).pow(2),
     "pow_3": lambda lib: lib.tensor([1.1, -2.3, 3.7]) ** 3,
