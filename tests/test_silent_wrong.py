@@ -132,6 +132,8 @@ CASES = {
     "div_trunc_int_by_zero": lambda lib: lib.div(lib.tensor([5]), 0, rounding_mode="trunc"),
     "float_floor_divide_by_zero": lambda lib: lib.tensor([5.0, -3.0, 0.0]) // 0,
     "nan_cast_to_int": lambda lib: lib.tensor([NAN, 1.5]).long(),
+    "nan_inf_cast_to_small_ints": lambda lib: [lib.tensor([NAN, INF, -INF, 1e20, 300.7, -5.5]).to(dtype)
+                                               for dtype in (lib.int32, lib.int16, lib.int8, lib.uint8, lib.bool)],
     "dim_1_on_0d_sum": lambda lib: lib.tensor(2.0).sum(1),
     "dim_-2_on_0d_mean": lambda lib: lib.tensor(2.0).mean(-2),
     "dim_0_on_0d_sum": lambda lib: lib.tensor(2.0).sum(0),
@@ -225,6 +227,13 @@ CPU_ONLY = {"asarray_requires_grad"}
                                   for n in CASES])
 def test_matches_torch(name):
     run_both(CASES[name])
+
+
+def test_nan_cast_to_int_is_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = gradcore.tensor([NAN, INF, 2.5]).long()
+    np.testing.assert_array_equal(values.numpy(), torch.tensor([NAN, INF, 2.5]).long().numpy())
 
 
 def test_out_keeps_the_tensor_and_its_views():

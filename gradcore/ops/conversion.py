@@ -28,7 +28,15 @@ class ToDtype(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.dtype = x.dtype
-        return x._data.astype(dtype.numpy)
+        data = x._data
+        if data.dtype.kind == "f" and not dtype.is_floating_point:
+            # NaN, inf and out-of-range floats cast to integers without a word, to the values PyTorch's CPU
+            # casts give (the array library's own casts give the same values, with a RuntimeWarning).
+            from ._util import quiet_float_errors
+
+            with quiet_float_errors(data):
+                return data.astype(dtype.numpy)
+        return data.astype(dtype.numpy)
 
     @staticmethod
     def backward(ctx, grad):
