@@ -1332,14 +1332,18 @@ class Tensor:
     def roll(self, shifts, dims=None):
         return _shape.roll(self, shifts, dims)
 
-    def flip(self, *dims):
-        return _shape.flip(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+    def flip(self, *args, dims=None):
+        if dims is None:
+            dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        return _shape.flip(self, dims)
 
     def repeat(self, *sizes):
         return _shape.repeat(self, *sizes)
 
-    def tile(self, *dims):
-        return _shape.tile(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+    def tile(self, *args, dims=None):
+        if dims is None:
+            dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        return _shape.tile(self, dims)
 
     def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
         return _shape.repeat_interleave(self, repeats, dim, output_size=output_size)

@@ -184,3 +184,14 @@ def test_initialisers_on_leaves_work_without_grad():
         w.uniform_(-1, 1)
         w.normal_(0, 0.1)
     assert w.requires_grad and w.is_leaf
+
+
+def test_normal_with_tensor_arguments_passes_zero_gradients_as_pytorch():
+    grads = []
+    for lib in (gradcore, torch):
+        mean = lib.zeros(3, requires_grad=True)
+        std = lib.ones(3, requires_grad=True)
+        (lib.normal(mean, std) + lib.normal(mean, 2.0) + lib.normal(1.0, std)).sum().backward()
+        grads.append((mean.grad.numpy(), std.grad.numpy()))
+    for ours, theirs in zip(*grads):
+        np.testing.assert_array_equal(ours, theirs)

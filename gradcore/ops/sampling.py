@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 
+from ..autograd.function import Function
 from ..backend import backend_of
-from ._util import Tensor, array_module, make_tensor
+from ._util import Tensor, array_module, make_tensor, meta
 
 __all__ = ["multinomial", "bernoulli", "normal", "exponential_fill", "bernoulli_fill", "check_normal_std",
            "check_uniform_range"]
@@ -162,6 +163,26 @@ def check_uniform_range(low, high, dtype) -> None:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={low:g} > to={high:g}")
 
 
+class NormalDraw(Function):
+    """A draw from normal(mean, std) in the graph: the output of ``normal`` with tensor arguments, whose
+    gradient for mean and std is zero, as PyTorch defines it."""
+
+    node_name = "NormalBackward3"
+    builtin = True
+    operands = 3
+
+    @staticmethod
+    def forward(ctx, values, mean, std):
+        ctx.meta = tuple(meta(v) for v in (mean, std))
+        return values
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = array_module(grad._data)
+        zeros = tuple(None if m is None else make_tensor(xp.zeros(m[0], dtype=m[1])) for m in ctx.meta)
+        return (None,) + zeros
+
+
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad: bool = False,
            out=None) -> Tensor:
     """Returns numbers drawn from normal distributions with the given means and standard deviations.
@@ -195,8 +216,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         else:
             draws = backend.normal(tuple(shape), 0.0, float(std), np_dtype)
         mean_data = mean._data if isinstance(mean, Tensor) else xp.asarray(mean, dtype=np_dtype)
-        result = make_tensor((draws + mean_data).astype(np_dtype, copy=False))
-        return result.requires_grad_() if requires_grad else result
+        values = (draws + mean_data).astype(np_dtype, copy=False)
+        # PyTorch records the draw with a zero gradient for mean and std (no reparameterisation).
+        return NormalDraw.apply(values, mean, std)
     if size is None:
         raise TypeError("normal() received an invalid combination of arguments: two numbers need a size")
     if isinstance(size, int):
