@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import builtins
-import collections
 import operator
 
 from .. import _dtypes
 from ..autograd.function import Function
 from ..autograd.grad_mode import state as _grad_state
 from ..backend import broadcast_view
-from ._util import Tensor, arith, array_module, make_tensor, normalize_dim, normalize_dims, quiet_float_errors
+from ._util import (Tensor, arith, array_module, make_tensor, normalize_dim, normalize_dims, quiet_float_errors,
+                    return_type)
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "argmax", "argmin",
            "all", "any", "prod", "norm", "cumsum", "cumprod"]
@@ -181,8 +181,8 @@ def amin(input, dim=(), keepdim: bool = False):
     return Amin.apply(input, dims, keepdim)
 
 
-_MaxResult = collections.namedtuple("max", ["values", "indices"])
-_MinResult = collections.namedtuple("min", ["values", "indices"])
+_MaxResult = return_type("max", ["values", "indices"], __name__, "_MaxResult")
+_MinResult = return_type("min", ["values", "indices"], __name__, "_MinResult")
 
 
 class MaxDim(Function):

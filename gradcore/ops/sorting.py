@@ -1,18 +1,16 @@
 """Sorting and selection along a dim: sort, argsort, topk; and the histograms histc and histogram."""
 from __future__ import annotations
 
-import collections
-
 from .. import _dtypes
 from ..autograd.function import Function
-from ._util import Tensor, array_module, make_tensor, normalize_dim
+from ._util import Tensor, array_module, make_tensor, normalize_dim, return_type
 from .indexing import Gather
 
 __all__ = ["sort", "argsort", "topk", "histc", "histogram"]
 
-SortResult = collections.namedtuple("sort", ["values", "indices"])
-TopkResult = collections.namedtuple("topk", ["values", "indices"])
-HistogramResult = collections.namedtuple("histogram", ["hist", "bin_edges"])
+SortResult = return_type("sort", ["values", "indices"], __name__, "SortResult")
+TopkResult = return_type("topk", ["values", "indices"], __name__, "TopkResult")
+HistogramResult = return_type("histogram", ["hist", "bin_edges"], __name__, "HistogramResult")
 
 
 class SortValues(Gather):

@@ -224,3 +224,11 @@ ERRORS = {
 @pytest.mark.parametrize("name", list(ERRORS))
 def test_errors_match_torch(name):
     _same_error(ERRORS[name])
+
+
+def test_several_results_print_as_pytorchs_return_types():
+    data = np.array([[3.0, 1.0, 2.0]])
+    for program in (lambda lib, x: lib.sort(x), lambda lib, x: x.topk(2), lambda lib, x: x.max(1)):
+        ours = repr(program(gradcore, gradcore.tensor(data)))
+        theirs = repr(program(torch, torch.tensor(data)))
+        assert ours.replace("gradcore", "torch") == theirs
