@@ -96,6 +96,7 @@ PROGRAMS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
 @pytest.mark.parametrize("name", list(PROGRAMS))
 def test_matches_torch(name):
     _compare(PROGRAMS[name])
