@@ -581,13 +581,15 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None):
         if is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in (input, src)):
             # PyTorch has no derivative for scatter with reduce: say so now rather than at backward.
             raise RuntimeError("derivative for aten::scatter is not implemented")
-        out = input._data.copy()
-        key = _along_dim_key(index._data.astype("int64"), d)
-        values = _source_block(src._data, index.shape) if isinstance(src, Tensor) else src
+        # Unbuffered add/multiply at repeated positions: done on the host, where numpy has them for every ufunc.
+        backend = backend_of(input._data)
+        out = backend.to_numpy(input._data).copy()
         xp = array_module(out)
-        values = xp.broadcast_to(xp.asarray(values, dtype=out.dtype), index.shape)
+        key = _along_dim_key(backend.to_numpy(index._data).astype("int64"), d)
+        values = backend.to_numpy(_source_block(src._data, index.shape)) if isinstance(src, Tensor) else src
+        values = xp.broadcast_to(xp.asarray(values, dtype=out.dtype), tuple(index.shape))
         (xp.add if reduce == "add" else xp.multiply).at(out, key, values)
-        return make_tensor(out)
+        return make_tensor(backend.asarray(out))
     return Scatter.apply(input, src, d, index._data.astype("int64", copy=False))
 
 

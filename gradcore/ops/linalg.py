@@ -526,9 +526,15 @@ class Einsum(Function):
                 g = g.expand(full)
             if unique != sub:
                 # A repeated letter (a diagonal): place the gradient on that diagonal of zeros.
+                # Each axis of this operand reads the arange of its letter, broadcast over the unique letters.
                 xp = array_module(g._data)
                 target = xp.zeros(tuple(ctx.sizes[c] for c in sub), dtype=g._data.dtype)
-                xp.einsum(f"{sub}->{unique}", target)[...] = g._data
+                grids = []
+                for c in sub:
+                    shape = [1] * len(unique)
+                    shape[unique.index(c)] = ctx.sizes[c]
+                    grids.append(xp.arange(ctx.sizes[c]).reshape(shape))
+                target[tuple(grids)] = g._data
                 g = make_tensor(target)
             grads.append(reduce_grad(g, op.shape, op._data.dtype))
         return tuple(grads)

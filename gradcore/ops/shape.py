@@ -628,7 +628,7 @@ class RepeatInterleave(Function):
     @staticmethod
     def backward(ctx, grad):
         xp = array_module(grad._data)
-        counts = xp.broadcast_to(xp.asarray(ctx.repeats), (ctx.size,))
+        counts = ctx.repeats if isinstance(ctx.repeats, list) else [ctx.repeats] * ctx.size
         owner = make_tensor(xp.repeat(xp.arange(ctx.size), counts))
         # Each output slice adds into the slice it was copied from.
         shape = list(grad.shape)
@@ -649,10 +649,10 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
         if counts.ndim > 1 or counts.dtype.is_floating_point:
             raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
         xp = array_module(counts._data)
-        data = counts._data.reshape(-1)
-        if data.size and data.min() < 0:
+        data = [int(c) for c in counts.reshape(-1).tolist()]
+        if any(c < 0 for c in data):
             raise RuntimeError("repeats can not be negative")
-        return make_tensor(xp.repeat(xp.arange(data.size, dtype="int64"), data))
+        return make_tensor(xp.repeat(xp.arange(len(data), dtype="int64"), data))
     if dim is None:
         input = input.reshape(-1)
         d = 0
@@ -663,17 +663,16 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if isinstance(repeats, Tensor):
         if repeats.ndim > 1:
             raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
-        counts = repeats._data.reshape(-1)
-        if counts.size == 1:
-            counts = int(counts[0])
-        elif counts.size != input.shape[d]:
+        # Python ints: the array libraries take a list of repeats (CuPy takes no device array).
+        counts = [int(c) for c in repeats.reshape(-1).tolist()]
+        if len(counts) == 1:
+            counts = counts[0]
+        elif len(counts) != input.shape[d]:
             raise RuntimeError("repeats must have the same size as input along dim, but got repeats.size(0) = "
-                               f"{counts.size} and input.size({d}) = {input.shape[d]}")
-        else:
-            counts = counts.astype("int64")
+                               f"{len(counts)} and input.size({d}) = {input.shape[d]}")
     else:
         counts = int(repeats)
-    if (counts < 0) if isinstance(counts, int) else bool((counts < 0).any()):
+    if (counts < 0) if isinstance(counts, int) else any(c < 0 for c in counts):
         raise RuntimeError("repeats can not be negative")
     out = RepeatInterleave.apply(input, counts, d)
     if output_size is not None and out.shape[d] != output_size:
