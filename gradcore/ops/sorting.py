@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from .. import _dtypes
-from ..autograd.function import Function
 from ._util import Tensor, array_module, make_tensor, normalize_dim, return_type
 from .indexing import Gather
 
