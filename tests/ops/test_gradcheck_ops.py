@@ -532,6 +532,13 @@ NEW_OPS = [
     case("einsum_trace_outer", lambda a, b: gradcore.einsum("ii,j->j", a, b), A(3, 3), A(2)),
     case("einsum_sum_out", lambda a: gradcore.einsum("ijk->j", a), A(2, 3, 4)),
     case("einsum_three", lambda a, b, c: gradcore.einsum("ab,bc,cd->ad", a, b, c), A(2, 3), A(3, 4), A(4, 2)),
+    case("norm_3", lambda x: x.norm(3), A(3, 4, **NONZERO), smooth=False),
+    case("norm_1.5_dim", lambda x: gradcore.norm(x, 1.5, dim=1, keepdim=True), A(3, 4, **NONZERO), smooth=False),
+    case("norm_1", lambda x: x.norm(1, dim=0), A(3, 4, **NONZERO), smooth=False),
+    case("norm_inf", lambda x: x.norm(float("inf"), dim=1), A(3, 4, distinct=True, low=0.2), smooth=False),
+    case("norm_-inf", lambda x: x.norm(float("-inf")), A(3, 4, distinct=True, low=0.2), smooth=False),
+    case("clamp_tensor_bounds", lambda x, lo, hi: x.clamp(lo, hi), A(3, 4, phase=0.1), A(3, 4, phase=0.2),
+         A(4, phase=0.3), smooth=False),
 ]
 
 
