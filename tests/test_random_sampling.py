@@ -53,6 +53,12 @@ MULTINOMIAL = {
     "without_replacement_all": lambda lib, g: _probabilities(lib, 2, 8, "float64").multinomial(8, generator=g),
     "unnormalized_weights": lambda lib, g: lib.multinomial(lib.tensor([1.0, 10.0, 3.0, 0.0]), 12, True,
                                                            generator=g),
+    "transposed_one_sample": lambda lib, g: lib.multinomial(_probabilities(lib, 6, 4, "float32").t(), 1,
+                                                            generator=g),
+    "transposed_without_replacement": lambda lib, g: lib.multinomial(_probabilities(lib, 6, 4, "float64").t(), 3,
+                                                                     generator=g),
+    "transposed_with_replacement": lambda lib, g: lib.multinomial(_probabilities(lib, 6, 4, "float32").t(), 3,
+                                                                  True, generator=g),
     "repeated_calls": lambda lib, g: tuple(lib.multinomial(_probabilities(lib, 1, 5, "float32")[0], 1, generator=g)
                                            for _ in range(4)),
 }
@@ -73,6 +79,10 @@ OTHER_DRAWS = {
     "bernoulli_inplace_tensor": lambda lib, g: lib.empty(4, 9, dtype=lib.float64).bernoulli_(
         _probabilities(lib, 4, 9, "float32"), generator=g),
     "exponential": lambda lib, g: lib.empty(50).exponential_(generator=g),
+    "exponential_transposed": lambda lib, g: lib.ones(3, 5).t().exponential_(generator=g),
+    "exponential_permuted": lambda lib, g: lib.ones(2, 3, 4).permute(2, 0, 1).exponential_(2.0, generator=g),
+    "bernoulli_transposed_p": lambda lib, g: lib.bernoulli(_probabilities(lib, 6, 4, "float32").t(), generator=g),
+    "bernoulli_inplace_transposed": lambda lib, g: lib.zeros(3, 5).t().bernoulli_(0.4, generator=g),
     "exponential_rate": lambda lib, g: lib.empty(3, 7, dtype=lib.float64).exponential_(3.0, generator=g),
     "exponential_small": lambda lib, g: lib.empty(3).exponential_(0.25, generator=g),
     "normal_numbers": lambda lib, g: lib.normal(2.0, 3.0, (5, 6), generator=g),

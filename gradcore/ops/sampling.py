@@ -30,13 +30,30 @@ def _backend(like_data, generator):
     return generator._backend
 
 
+def _in_memory_order(data, fill):
+    """Returns ``fill(shape)`` laid out so that its draws follow ``data``'s memory order.
+
+    PyTorch's kernels fill a tensor in the order its elements lie in memory, so a transposed (column-major)
+    tensor takes its draws column by column. ``fill`` draws in C order for the shape it is given; here it is
+    given the dims from outermost to innermost in memory and the result is transposed back.
+    """
+    if data.ndim < 2 or data.flags.c_contiguous:
+        return fill(data.shape)
+    order = sorted(range(data.ndim), key=lambda d: -abs(data.strides[d]))
+    if not data.transpose(order).flags.c_contiguous:
+        return fill(data.shape)  # not dense: PyTorch fills a fresh contiguous tensor
+    inverse = sorted(range(data.ndim), key=lambda d: order[d])
+    return fill(tuple(data.shape[d] for d in order)).transpose(inverse)
+
+
 def exponential_fill(data, lambd: float, generator=None):
     """Returns an array like ``data`` drawn from the exponential distribution of rate ``lambd``."""
     if not data.dtype.kind == "f":
         raise RuntimeError(f"exponential_ expects a floating point tensor, but got a tensor of dtype {data.dtype}")
     if not (lambd > 0 and math.isfinite(lambd)):
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
-    return _backend(data, generator).exponential(data.shape, float(lambd), data.dtype)
+    backend = _backend(data, generator)
+    return _in_memory_order(data, lambda shape: backend.exponential(shape, float(lambd), data.dtype))
 
 
 def bernoulli_fill(data, p, generator=None):
@@ -56,15 +73,15 @@ def bernoulli_fill(data, p, generator=None):
                                "message be improved?  If so, please report an enhancement request to PyTorch.)")
         probabilities = xp.broadcast_to(probabilities, data.shape)
         if probabilities.dtype == xp.float64:
-            draws = backend.uniform_double(data.shape)
+            draws = _in_memory_order(data, backend.uniform_double)
         else:
-            draws = backend.rand(data.shape, xp.float32)
+            draws = _in_memory_order(data, lambda shape: backend.rand(shape, xp.float32))
             probabilities = probabilities.astype(xp.float32)
         return (draws < probabilities).astype(data.dtype)
     p = float(p)
     if not 0 <= p <= 1:
         raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p:g}")
-    return (backend.uniform_double(data.shape) < p).astype(data.dtype)
+    return (_in_memory_order(data, backend.uniform_double) < p).astype(data.dtype)
 
 
 def bernoulli(input, p=None, *, generator=None) -> Tensor:
@@ -72,7 +89,9 @@ def bernoulli(input, p=None, *, generator=None) -> Tensor:
     if not isinstance(input, Tensor):
         raise TypeError(f"bernoulli(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     data = input._data
-    return make_tensor(bernoulli_fill(data, input if p is None else p, generator))
+    # The result is a fresh contiguous tensor (PyTorch's legacy contiguous empty_like): draws in C order.
+    result = array_module(data).empty(data.shape, dtype=data.dtype)
+    return make_tensor(bernoulli_fill(result, input if p is None else p, generator))
 
 
 def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
