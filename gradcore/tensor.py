@@ -790,7 +790,8 @@ class Tensor:
         self._check_inplace()
         _sampling.check_uniform_range(a, b, self.dtype)
         backend = generator._backend if generator is not None else backend_of(self._data)
-        values = backend.uniform(self._data.shape, a, b, self._data.dtype)
+        # Drawn in the order the elements lie in memory, as PyTorch fills them (a transposed tensor by columns).
+        values = _sampling._in_memory_order(self._data, lambda shape: backend.uniform(shape, a, b, self._data.dtype))
         with no_grad():
             return self.copy_(make_tensor(values))
 
@@ -799,7 +800,13 @@ class Tensor:
         self._check_inplace()
         _sampling.check_normal_std(std)
         backend = generator._backend if generator is not None else backend_of(self._data)
-        values = backend.normal(self._data.shape, mean, std, self._data.dtype)
+        data = self._data
+        if data.flags.c_contiguous:
+            values = backend.normal(data.shape, mean, std, data.dtype)
+        else:
+            # PyTorch draws a tensor that is not contiguous one number at a time, in memory order.
+            values = _sampling._in_memory_order(data, lambda shape: backend.normal_one_by_one(shape, mean, std,
+                                                                                             data.dtype))
         with no_grad():
             return self.copy_(make_tensor(values))
 

@@ -141,6 +141,14 @@ class Backend:
             values = self.xp.log1p(-draws)
         return ((-1.0 / lambd) * values).astype(dtype, copy=False)
 
+    def normal_one_by_one(self, shape, mean: float, std: float, dtype):
+        """Returns normal numbers drawn one by one in float64 and scaled before rounding (``n * std + mean``
+        fused): PyTorch's path for a tensor that is not contiguous."""
+        if not isinstance(self.generator, CPUGenerator):
+            return self.normal(shape, mean, std, dtype)
+        draws = self.generator.standard_normal_one_by_one(math.prod(shape)).reshape(shape)
+        return fused_multiply_add_float64(draws, np.float64(std), np.float64(mean)).astype(dtype, copy=False)
+
     def randint(self, low, high, shape, dtype):
         """Returns integers drawn uniformly from [low, high)."""
         return self.generator.integers(low, high, size=shape).astype(dtype, copy=False)
