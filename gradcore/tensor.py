@@ -320,9 +320,11 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         """Returns the tensor's memory as a numpy array (``numpy.asarray(tensor)``); CUDA tensors raise TypeError."""
-        # The checks of numpy(): CUDA memory is never converted implicitly, and a tensor that requires grad
-        # is refused (its values would leave the graph unnoticed).
-        self.numpy()
+        if self._data.__class__ is not _ndarray:
+            self.numpy()  # raises PyTorch's TypeError: device memory is never converted implicitly
+        if self._requires_grad:
+            # numpy() refuses it too: the values would leave the graph unnoticed.
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         array = self._data
         if dtype is not None and array.dtype != dtype:
             if copy is False:
