@@ -16,15 +16,19 @@ from .creation import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTe
                        LongTensor, ShortTensor, arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy,
                        full, full_like, initial_seed, linspace, manual_seed, ones, ones_like, rand, rand_like, randint,
                        randn, randn_like, randperm, scalar_tensor, seed, tensor, zeros, zeros_like)
-from .ops.activation import clamp, erf, log_softmax, relu, sigmoid, softmax
+from .ops.activation import erf, log_softmax, relu, sigmoid, softmax
 from .ops.compare import allclose, eq, equal, ge, gt, isclose, isfinite, isinf, isnan, le, logical_not, lt, ne
-from .ops.elementwise import (abs, add, cos, div, exp, expm1, log, log1p, maximum, minimum, mul, neg, pow,
-                              reciprocal, rsub, sign, sin, sqrt, square, sub, tanh, where)
-from .ops.indexing import gather, masked_fill, narrow, nonzero, select
-from .ops.linalg import bmm, dot, matmul, mm
-from .ops.reduction import all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, prod, std, sum, var
-from .ops.shape import (broadcast_to, cat, chunk, flatten, movedim, permute, reshape, split, squeeze, stack, t,
-                        transpose, unbind, unsqueeze)
+from .ops.elementwise import (abs, add, clamp, cos, div, exp, expm1, log, log1p, log2, log10, maximum, minimum, mul,
+                              nan_to_num, neg, pow, reciprocal, rsub, sign, sin, sqrt, square, sub, tanh, where)
+from .ops.indexing import (gather, index_add, index_select, masked_fill, narrow, nonzero, scatter, scatter_add,
+                           select)
+from .ops.linalg import bmm, dot, einsum, matmul, mm
+from .ops.reduction import (all, amax, amin, any, argmax, argmin, cumprod, cumsum, logsumexp, max, mean, min, norm,
+                            prod, std, sum, var)
+from .ops.sampling import bernoulli, multinomial, normal
+from .ops.shape import (broadcast_to, cat, chunk, flatten, flip, movedim, permute, repeat_interleave, reshape, roll,
+                        split, squeeze, stack, t, tile, transpose, tril, triu, unbind, unsqueeze)
+from .ops.sorting import argsort, histc, histogram, sort, topk
 from . import cuda
 from ._capture import compile
 from . import jit

@@ -244,6 +244,10 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     else:
         d = to_dtype(dtype)
     start, end, step = values
+    if not all(math.isfinite(v) for v in (start, end)):
+        raise RuntimeError(f"unsupported range: {start:g} -> {end:g}")
+    if (step > 0 and end < start) or (step < 0 and end > start):
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     n = builtins.max(0, math.ceil((end - start) / step))
     backend = get_backend(device)
     array = backend.arange(0, n, 1, d.numpy if not d.is_floating_point else "float64") * step + start
@@ -261,6 +265,10 @@ def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Returns a 2-d tensor with ones on the diagonal."""
+    if n < 0:
+        raise RuntimeError(f"n must be greater or equal to 0, got {n}")
+    if m is not None and m < 0:
+        raise RuntimeError(f"m must be greater or equal to 0, got {m}")
     d = to_dtype(dtype) if dtype is not None else get_default_dtype()
     backend = get_backend(device)
     return _finish(backend.eye(n, n if m is None else m, d.numpy), requires_grad)

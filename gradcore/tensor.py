@@ -251,6 +251,8 @@ class Tensor:
         """Returns the shape, or the size of one dim."""
         if dim is None:
             return Size(self._data.shape)
+        if self._data.ndim == 0 and isinstance(dim, int):
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         return self._data.shape[_util.normalize_dim(dim, self.ndim)]
 
     def dim(self) -> int:
@@ -324,6 +326,9 @@ class Tensor:
         """Returns the tensor's memory as a numpy array (``numpy.asarray(tensor)``); CUDA tensors raise TypeError."""
         if self._data.__class__ is not _ndarray and backend_of(self._data) is not CPU:
             self.numpy()  # raises PyTorch's TypeError: device memory is never converted implicitly
+        if self._requires_grad:
+            # numpy() refuses it too: the values would leave the graph unnoticed.
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         array = self._data
         if dtype is not None and array.dtype != dtype:
             if copy is False:
@@ -757,8 +762,8 @@ class Tensor:
                 if max is not None:
                     xp.minimum(data, max, out=data, casting="unsafe")
 
-            return self._inplace(lambda a: _act.clamp(a, min, max), operands, fast)
-        return self._inplace(lambda a: _act.clamp(a, min, max), operands)
+            return self._inplace(lambda a: _ew.clamp(a, min, max), operands, fast)
+        return self._inplace(lambda a: _ew.clamp(a, min, max), operands)
 
     clip_ = clamp_
 
@@ -801,15 +806,26 @@ class Tensor:
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> "Tensor":
         """Fills with numbers drawn uniformly from [a, b)."""
+        self._check_inplace()
+        _sampling.check_uniform_range(a, b, self.dtype)
         backend = generator._backend if generator is not None else backend_of(self._data)
-        values = backend.uniform(self._data.shape, a, b, self._data.dtype)
+        # Drawn in the order the elements lie in memory, as PyTorch fills them (a transposed tensor by columns).
+        values = _sampling._in_memory_order(self._data, lambda shape: backend.uniform(shape, a, b, self._data.dtype))
         with no_grad():
             return self.copy_(make_tensor(values))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> "Tensor":
         """Fills with numbers drawn from a normal distribution."""
+        self._check_inplace()
+        _sampling.check_normal_std(std)
         backend = generator._backend if generator is not None else backend_of(self._data)
-        values = backend.normal(self._data.shape, mean, std, self._data.dtype)
+        data = self._data
+        if data.flags.c_contiguous:
+            values = backend.normal(data.shape, mean, std, data.dtype)
+        else:
+            # PyTorch draws a tensor that is not contiguous one number at a time, in memory order.
+            values = _sampling._in_memory_order(data, lambda shape: backend.normal_one_by_one(shape, mean, std,
+                                                                                             data.dtype))
         with no_grad():
             return self.copy_(make_tensor(values))
 
@@ -945,7 +961,9 @@ class Tensor:
         return _formatting.tensor_repr(self)
 
     def __format__(self, spec: str) -> str:
-        if self._data.ndim == 0 and spec:
+        # A 0-d tensor formats as its number, even without a spec (f"{loss}" prints 2.19..., as in PyTorch);
+        # a subclass such as Parameter keeps its repr there.
+        if self._data.ndim == 0 and (spec or type(self) is Tensor):
             return format(self.item(), spec)
         return repr(self)
 
@@ -1061,15 +1079,15 @@ class Tensor:
         return _act.relu(self)
 
     def clamp(self, min=None, max=None):
-        return _act.clamp(self, min, max)
+        return _ew.clamp(self, min, max)
 
     clip = clamp
 
     def clamp_min(self, min):
-        return _act.clamp(self, min=min)
+        return _ew.clamp(self, min=min)
 
     def clamp_max(self, max):
-        return _act.clamp(self, max=max)
+        return _ew.clamp(self, max=max)
 
     def softmax(self, dim, dtype=None):
         return _act.softmax(self, dim, dtype)
@@ -1273,6 +1291,115 @@ class Tensor:
         return _creation.full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
                               requires_grad=requires_grad)
 
+    # -- sorting, scatter/gather, cumulative, repeating and random-sampling methods ----------------
+    def log2(self):
+        return _ew.log2(self)
+
+    def log10(self):
+        return _ew.log10(self)
+
+    def nan_to_num(self, nan: float = 0.0, posinf=None, neginf=None):
+        return _ew.nan_to_num(self, nan, posinf, neginf)
+
+    def nan_to_num_(self, nan: float = 0.0, posinf=None, neginf=None) -> "Tensor":
+        return self._inplace(lambda a: _ew.nan_to_num(a, nan, posinf, neginf))
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return _sorting.sort(self, dim, descending, stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return _sorting.argsort(self, dim, descending, stable)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        return _sorting.topk(self, k, dim, largest, sorted)
+
+    def histc(self, bins: int = 100, min: float = 0, max: float = 0):
+        return _sorting.histc(self, bins, min, max)
+
+    def histogram(self, bins=100, *, range=None, weight=None, density: bool = False):
+        return _sorting.histogram(self, bins, range=range, weight=weight, density=density)
+
+    def gather(self, dim: int, index, *, sparse_grad: bool = False):
+        return _idx.gather(self, dim, index)
+
+    def index_select(self, dim: int, index):
+        return _idx.index_select(self, dim, index)
+
+    def index_add(self, dim: int, index, source, *, alpha=1):
+        return _idx.index_add(self, dim, index, source, alpha=alpha)
+
+    def index_add_(self, dim: int, index, source, *, alpha=1) -> "Tensor":
+        return self._inplace(lambda a: _idx.index_add(a, dim, index, source, alpha=alpha), (source,))
+
+    def scatter(self, dim: int, index, src=None, *, value=None, reduce=None):
+        return _idx.scatter(self, dim, index, src, value=value, reduce=reduce)
+
+    def scatter_(self, dim: int, index, src=None, *, value=None, reduce=None) -> "Tensor":
+        return self._inplace(lambda a: _idx.scatter(a, dim, index, src, value=value, reduce=reduce), (src,))
+
+    def scatter_add(self, dim: int, index, src):
+        return _idx.scatter_add(self, dim, index, src)
+
+    def scatter_add_(self, dim: int, index, src) -> "Tensor":
+        return self._inplace(lambda a: _idx.scatter_add(a, dim, index, src), (src,))
+
+    def cumsum(self, dim: int, *, dtype=None):
+        return _red.cumsum(self, dim, dtype=dtype)
+
+    def cumprod(self, dim: int, *, dtype=None):
+        return _red.cumprod(self, dim, dtype=dtype)
+
+    def tril(self, diagonal: int = 0):
+        return _shape.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0):
+        return _shape.triu(self, diagonal)
+
+    def tril_(self, diagonal: int = 0) -> "Tensor":
+        return self._inplace(lambda a: _shape.tril(a, diagonal))
+
+    def triu_(self, diagonal: int = 0) -> "Tensor":
+        return self._inplace(lambda a: _shape.triu(a, diagonal))
+
+    def roll(self, shifts, dims=None):
+        return _shape.roll(self, shifts, dims)
+
+    def flip(self, *args, dims=None):
+        if dims is None:
+            dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        return _shape.flip(self, dims)
+
+    def repeat(self, *sizes):
+        return _shape.repeat(self, *sizes)
+
+    def tile(self, *args, dims=None):
+        if dims is None:
+            dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        return _shape.tile(self, dims)
+
+    def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
+        return _shape.repeat_interleave(self, repeats, dim, output_size=output_size)
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None):
+        return _sampling.multinomial(self, num_samples, replacement, generator=generator)
+
+    def bernoulli(self, p=None, *, generator=None):
+        return _sampling.bernoulli(self, p, generator=generator)
+
+    def bernoulli_(self, p=0.5, *, generator=None) -> "Tensor":
+        """Fills with 1 with probability ``p`` (a number or a tensor of probabilities) and 0 otherwise."""
+        self._check_inplace()
+        values = _sampling.bernoulli_fill(self._data, p, generator)
+        with no_grad():
+            return self.copy_(make_tensor(values))
+
+    def exponential_(self, lambd: float = 1.0, *, generator=None) -> "Tensor":
+        """Fills with numbers drawn from the exponential distribution of rate ``lambd``."""
+        self._check_inplace()
+        values = _sampling.exponential_fill(self._data, lambd, generator)
+        with no_grad():
+            return self.copy_(make_tensor(values))
+
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """Creates a DLPack capsule of the tensor's memory, for another library's ``from_dlpack`` (no copy).
 
@@ -1392,6 +1519,8 @@ from .ops import indexing as _idx  # noqa: E402
 from .ops import linalg as _linalg  # noqa: E402
 from .ops import reduction as _red  # noqa: E402
 from .ops import shape as _shape  # noqa: E402
+from .ops import sampling as _sampling  # noqa: E402
+from .ops import sorting as _sorting  # noqa: E402
 
 _ = CPU  # the CPU backend is the default device
 # The out-of-place op of each in-place arithmetic method, by its array function's name.

@@ -128,7 +128,7 @@ def _run_hooks(node, grads: list, create_graph: bool) -> list:
                 if grads[nr] is not None:
                     result = hook(grads[nr])
                     if result is not None:
-                        grads[nr] = result
+                        grads[nr] = _checked_hook_result(hook, result, grads[nr])
     if node._retained:
         for nr, ref in node._retained.items():
             t = ref()
@@ -146,9 +146,26 @@ def _run_hooks(node, grads: list, create_graph: bool) -> list:
         for hook in node.variable._backward_hooks:
             result = hook(g)
             if result is not None:
-                g = result
+                g = _checked_hook_result(hook, result, g)
         grads[0] = g
     return grads
+
+
+def _checked_hook_result(hook, result, grad):
+    """A tensor hook's replacement gradient must be a tensor of the gradient's size, dtype and device, as in
+    PyTorch: anything else would become a wrong ``.grad`` (an optimizer would broadcast a wrong shape)."""
+    from ..tensor import Tensor
+
+    if not isinstance(result, Tensor):
+        raise TypeError(f"expected Variable, but hook returned '{type(result).__name__}'")
+    name = getattr(hook, "__name__", repr(hook))
+    if result.shape != grad.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value")
+    if result.dtype != grad.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value (was {grad.type()} got {result.type()})")
+    if result.device != grad.device:
+        raise RuntimeError(f"hook '{name}' has changed the device of value (was {grad.device} got {result.device})")
+    return result
 
 
 def _share(shared: set, grads) -> None:

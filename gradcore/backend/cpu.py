@@ -7,6 +7,8 @@ import math
 
 from .cpu_random import CPUGenerator, fused_multiply_add_float32, fused_multiply_add_float64
 
+_libm_log1p = np.frompyfunc(math.log1p, 1, 1)
+
 
 class Backend:
     """What one device needs from its array library: creation, random numbers, transfers.
@@ -121,6 +123,31 @@ class Backend:
         if self.xp is np:
             return fused(draws, std, mean).astype(dtype, copy=False)
         return (draws * std + mean).astype(dtype, copy=False)
+
+    def uniform_double(self, shape):
+        """Returns float64 numbers in [0, 1), one 53-bit draw each: what PyTorch's samplers compare against."""
+        if isinstance(self.generator, CPUGenerator):
+            return self.generator.random(shape, np.float64)
+        return self.rand(shape, np.float64)
+
+    def exponential(self, shape, lambd: float, dtype):
+        """Returns numbers drawn from the exponential distribution of rate ``lambd``: ``-1/lambd * log1p(-u)``
+        computed in float64 from one 53-bit uniform ``u`` per element, then rounded to the dtype."""
+        draws = self.uniform_double(shape)
+        if self.xp is np:
+            # The C library's log1p, as PyTorch's kernel calls it (numpy's own differs in the last bit).
+            values = np.asarray(_libm_log1p(-draws.reshape(-1)), dtype=np.float64).reshape(draws.shape)
+        else:
+            values = self.xp.log1p(-draws)
+        return ((-1.0 / lambd) * values).astype(dtype, copy=False)
+
+    def normal_one_by_one(self, shape, mean: float, std: float, dtype):
+        """Returns normal numbers drawn one by one in float64 and scaled before rounding (``n * std + mean``
+        fused): PyTorch's path for a tensor that is not contiguous."""
+        if not isinstance(self.generator, CPUGenerator):
+            return self.normal(shape, mean, std, dtype)
+        draws = self.generator.standard_normal_one_by_one(math.prod(shape)).reshape(shape)
+        return fused_multiply_add_float64(draws, np.float64(std), np.float64(mean)).astype(dtype, copy=False)
 
     def randint(self, low, high, shape, dtype):
         """Returns integers drawn uniformly from [low, high)."""

@@ -250,6 +250,11 @@ class CPUGenerator:
             values = np.concatenate([values[:n - _NORMAL_BLOCK], tail])
         return values
 
+    def standard_normal_one_by_one(self, n: int) -> np.ndarray:
+        """Returns ``n`` float64 standard normal numbers drawn one after the other (Box-Muller pairs, the second
+        kept for the next draw): what PyTorch draws for a tensor that is not contiguous, whatever its size."""
+        return np.array([self._normal_one() for _ in range(int(n))], dtype=np.float64)
+
     def standard_normal(self, size=None, dtype=np.float64) -> np.ndarray:
         """Returns standard normal numbers of shape ``size``.
 

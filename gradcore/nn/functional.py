@@ -105,6 +105,19 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return input.mul_(mask) if inplace else input * mask
 
 
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Returns an int64 tensor of shape ``tensor.shape + (num_classes,)``: one at each class index, zero elsewhere.
+
+    ``num_classes=-1`` takes one more than the largest class in ``tensor``.
+    """
+    from ..ops.indexing import one_hot as _one_hot
+
+    return _one_hot(tensor, num_classes)
+
+
+__all__ += ["one_hot"]
+
+
 # -- losses -----------------------------------------------------------------------------------------------------
 
 def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,

@@ -192,7 +192,9 @@ def normalize_dims(dim, ndim: int) -> tuple:
         if len(set(dims)) != len(dims):
             raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
         return tuple(sorted(dims)) if ndim else ()
-    return (normalize_dim(dim, ndim),) if ndim else ()
+    # A 0-d tensor accepts dim 0 and -1 only (checked before it is dropped).
+    d = normalize_dim(dim, ndim)
+    return (d,) if ndim else ()
 
 
 def reduce_grad(grad: Tensor, shape: tuple, dtype) -> Tensor:
@@ -236,3 +238,21 @@ class quiet_float_errors:
     def __exit__(self, *exc):
         if self.state is not None:
             self.state.__exit__(*exc)
+
+
+def return_type(name: str, fields: list, module: str, qualname: str) -> type:
+    """A named tuple for an op's several results (``values``, ``indices``), printed as PyTorch prints its
+    ``torch.return_types``: ``gradcore.return_types.sort(`` then one ``field=value`` per line.
+
+    ``module`` and ``qualname`` say where the class is defined, so that results pickle and copy.
+    """
+    import collections
+
+    base = collections.namedtuple(name, fields)
+
+    def __repr__(self) -> str:
+        body = ",\n".join(f"{field}={value!r}" for field, value in zip(self._fields, self))
+        return f"gradcore.return_types.{name}(\n{body})"
+
+    return type(name, (base,), {"__slots__": (), "__repr__": __repr__, "__module__": module,
+                                "__qualname__": qualname})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..backend import backend_of, to_device
-from ._util import Tensor, array_module, binary_operands, meta, reduce_grad
+from ._util import Tensor, array_module, binary_operands, meta, reduce_grad, result_type
 
 __all__ = ["Clone", "ToDtype", "ToDevice", "fill", "copy_value", "remainder", "rounding"]
 
@@ -28,7 +28,15 @@ class ToDtype(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.dtype = x.dtype
-        return x._data.astype(dtype.numpy)
+        data = x._data
+        if data.dtype.kind == "f" and not dtype.is_floating_point:
+            # NaN, inf and out-of-range floats cast to integers without a word, to the values PyTorch's CPU
+            # casts give (the array library's own casts give the same values, with a RuntimeWarning).
+            from ._util import quiet_float_errors
+
+            with quiet_float_errors(data):
+                return data.astype(dtype.numpy)
+        return data.astype(dtype.numpy)
 
     @staticmethod
     def backward(ctx, grad):
@@ -92,6 +100,10 @@ class Remainder(Function):
         da, db, _ = binary_operands(a, b)
         ctx.meta = (meta(a), meta(b))
         ctx.save_for_backward(a, b)
+        if not result_type(a, b).is_floating_point:
+            from .elementwise import check_integer_divisor
+
+            check_integer_divisor(db)
         return array_module(da if isinstance(a, Tensor) else db).remainder(da, db)
 
     @staticmethod

@@ -9,7 +9,8 @@ from ._util import (Tensor, arith, array_module, as_tensor_like, binary_operands
 from .. import _dtypes
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
-           "maximum", "minimum", "where", "sign", "rsub", "reciprocal", "square", "log1p", "expm1"]
+           "maximum", "minimum", "where", "sign", "rsub", "reciprocal", "square", "log1p", "expm1", "log2", "log10",
+           "nan_to_num", "clamp", "power_array", "write_out", "check_integer_divisor"]
 
 
 class Add(Function):
@@ -114,6 +115,8 @@ class Div(Function):
             with quiet_float_errors(da if isinstance(a, Tensor) else db):
                 return da / db
         xp = array_module(da if isinstance(a, Tensor) else db)
+        if not dtype.is_floating_point:
+            check_integer_divisor(db)
         if rounding_mode == "floor":
             return xp.floor_divide(da, db)
         if rounding_mode == "trunc":
@@ -138,6 +141,12 @@ class Div(Function):
         return ga, gb, None
 
 
+def check_integer_divisor(divisor) -> None:
+    """Integer division and remainder by zero raise, as in PyTorch (numpy would return 0 with a warning)."""
+    if (divisor == 0).any() if hasattr(divisor, "any") else divisor == 0:
+        raise RuntimeError("ZeroDivisionError")
+
+
 def as_float(x, dtype):
     """Casts an integer tensor to the float dtype of a true division (scalars stay Python numbers)."""
     if isinstance(x, Tensor) and x.dtype is not dtype and not x.dtype.is_floating_point:
@@ -159,7 +168,7 @@ class Pow(Function):
                 raise RuntimeError("Integers to negative integer powers are not allowed.")
         ctx.meta = (meta(a), meta(b))
         with quiet_float_errors(da if isinstance(a, Tensor) else db):
-            out = da ** db
+            out = power_array(da, db)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(a, b, out if ctx.needs_input_grad[1] else None)
         return out
@@ -179,7 +188,7 @@ class Pow(Function):
                 ga = arith(operator.mul, grad, arith(operator.mul, a, 2.0))
             else:
                 with quiet_float_errors(grad._data):
-                    ga = arith(operator.mul, arith(operator.mul, grad, b), arith(operator.pow, a, b - 1))
+                    ga = arith(operator.mul, arith(operator.mul, grad, b), arith(_power, a, b - 1))
             ga = reduce_grad(ga, *meta_a)
         if ctx.needs_input_grad[1]:
             base = a if isinstance(a, Tensor) else as_tensor_like(a, b)
@@ -187,6 +196,37 @@ class Pow(Function):
             gb = grad * where((base == 0) & (b >= 0), 0.0, out * log(base))
             gb = reduce_grad(gb, *meta_b)
         return ga, gb
+
+
+def power_array(base, exponent):
+    """``base ** exponent`` on arrays, with small exponents of a float array computed by multiplying.
+
+    The array library's general power goes through exp and log, about a hundred times slower than a product
+    for x**3; PyTorch takes the same shortcuts (x*x, x*x*x, 1/(x*x), sqrt, 1/sqrt, 1/x), with the same rounding.
+    """
+    if exponent.__class__ in (int, float) and getattr(base, "dtype", None) is not None and base.dtype.kind == "f":
+        if exponent == 2:
+            return base * base
+        if exponent == 3:
+            return base * base * base
+        if exponent == -2:
+            return 1 / (base * base)
+        if exponent == -3:  # the backward of x.pow(-2)
+            return 1 / (base * base * base)
+        if exponent == 1:
+            return base.copy()
+        if exponent == -1:
+            return 1 / base
+        if exponent == 0.5:
+            return array_module(base).sqrt(base)
+    return base ** exponent
+
+
+def _power(a, b):
+    """``a ** b`` for the ``arith`` helper: tensors through the op, arrays through ``power_array``."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return a ** b
+    return power_array(a, b)
 
 
 class Neg(Function):
@@ -398,15 +438,23 @@ class Minimum(Maximum):
 
 
 def _select_backward(ctx, grad, greater: bool):
-    """Gradient of maximum/minimum: to the chosen input, split in half on ties (as PyTorch does)."""
+    """Gradient of maximum/minimum: to the chosen input, split in half on ties (as PyTorch does).
+
+    Where either operand is NaN (the result is NaN), no comparison holds and both operands get the whole
+    gradient, as in PyTorch.
+    """
     a, b = ctx.saved_tensors
     xp = array_module(a._data)
-    wins = (a._data > b._data) if greater else (a._data < b._data)
-    ties = a._data == b._data
-    share_a = make_tensor(xp.where(ties, 0.5, wins.astype(xp.float64)).astype(grad.dtype.numpy))
+    da, db = a._data, b._data
+    loses_a = (da < db) if greater else (da > db)
+    loses_b = (da > db) if greater else (da < db)
+    ties = da == db
+    dtype = grad.dtype.numpy
+    share_a = make_tensor(xp.where(ties, 0.5, xp.where(loses_a, 0.0, 1.0)).astype(dtype))
+    share_b = make_tensor(xp.where(ties, 0.5, xp.where(loses_b, 0.0, 1.0)).astype(dtype))
     meta_a, meta_b = ctx.meta
     ga = reduce_grad(grad * share_a, *meta_a) if ctx.needs_input_grad[0] else None
-    gb = reduce_grad(grad * (1 - share_a), *meta_b) if ctx.needs_input_grad[1] else None
+    gb = reduce_grad(grad * share_b, *meta_b) if ctx.needs_input_grad[1] else None
     return ga, gb
 
 
@@ -442,14 +490,47 @@ def _check_tensor(x, name: str) -> None:
         raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
 
 
+def write_out(result: Tensor, out, name: str):
+    """Writes ``result`` into ``out`` (resized when its shape differs, as PyTorch does) and returns ``out``.
+
+    The result's dtype must cast to ``out``'s under PyTorch's rules (no float into an integer tensor).
+    """
+    if out is None:
+        return result
+    if not isinstance(out, Tensor):
+        raise TypeError(f"argument 'out' must be Tensor, not {type(out).__name__}")
+    check_same_device(result, out)
+    if not _dtypes.can_cast(result.dtype, out.dtype):
+        raise RuntimeError(f"result type {result.dtype.legacy_name} can't be cast to the desired output type "
+                           f"{out.dtype.legacy_name}")
+    from ..autograd.grad_mode import is_grad_enabled
+
+    if is_grad_enabled() and (out.requires_grad or result.requires_grad):
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad.")
+    value = result._data.astype(out.dtype.numpy, copy=False)
+    if tuple(out.shape) != tuple(value.shape):
+        if out.numel() != 0:
+            import warnings
+
+            warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
+                          f"which does not match the required output shape {list(value.shape)}.", UserWarning,
+                          stacklevel=3)
+        out._data = value.copy()
+    else:
+        out._data[...] = value
+    out._version_counter.value += 1
+    return out
+
+
 def add(input, other, *, alpha=1, out=None):
     """Returns ``input + alpha * other`` (broadcasting, with type promotion)."""
-    return Add.apply(input, other, alpha)
+    return write_out(Add.apply(input, other, alpha), out, "add")
 
 
 def sub(input, other, *, alpha=1, out=None):
     """Returns ``input - alpha * other``."""
-    return Sub.apply(input, other, alpha)
+    return write_out(Sub.apply(input, other, alpha), out, "sub")
 
 
 def rsub(input, other, *, alpha=1):
@@ -459,17 +540,17 @@ def rsub(input, other, *, alpha=1):
 
 def mul(input, other, *, out=None):
     """Returns ``input * other``."""
-    return Mul.apply(input, other)
+    return write_out(Mul.apply(input, other), out, "mul")
 
 
 def div(input, other, *, rounding_mode=None, out=None):
     """Returns ``input / other`` (true division unless ``rounding_mode`` is 'trunc' or 'floor')."""
-    return Div.apply(input, other, rounding_mode)
+    return write_out(Div.apply(input, other, rounding_mode), out, "div")
 
 
 def pow(input, exponent, *, out=None):
     """Returns ``input ** exponent``."""
-    return Pow.apply(input, exponent)
+    return write_out(Pow.apply(input, exponent), out, "pow")
 
 
 def neg(input):
@@ -577,3 +658,136 @@ def where(condition, input=None, other=None):
         raise TypeError(f"where(): argument 'condition' (position 1) must be Tensor, not {type(condition).__name__}")
     check_same_device(input, other, condition)
     return Where.apply(condition, input, other)
+
+
+# -- logarithms in other bases, nan_to_num ---------------------------------------------------------
+
+class Log2(Function):
+    node_name = "Log2Backward0"
+    builtin = True
+    # d/dx log_b(x) = 1 / (x ln b)
+    log_of_base = 0.6931471805599453
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        xp = array_module(x._data)
+        with quiet_float_errors(x._data):
+            return (xp.log2 if ctx._forward_cls is Log2 else xp.log10)(_float_input(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        with quiet_float_errors(grad._data):
+            return arith(operator.truediv, grad, arith(operator.mul, x, ctx._forward_cls.log_of_base))
+
+
+class Log10(Log2):
+    node_name = "Log10Backward0"
+    log_of_base = 2.302585092994046
+
+
+def log2(input):
+    """Returns the logarithm to the base 2 of each element."""
+    _check_tensor(input, "log2")
+    return Log2.apply(input)
+
+
+def log10(input):
+    """Returns the logarithm to the base 10 of each element."""
+    _check_tensor(input, "log10")
+    return Log10.apply(input)
+
+
+class NanToNum(Function):
+    """Replaces NaN, +inf and -inf by finite numbers; the gradient flows only through finite elements."""
+
+    node_name = "NanToNumBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, nan, posinf, neginf):
+        data = x._data
+        xp = array_module(data)
+        ctx.save_for_backward(x)
+        if data.dtype.kind != "f":
+            return data.copy()
+        return xp.nan_to_num(data, copy=True, nan=nan, posinf=posinf, neginf=neginf)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        finite = make_tensor(array_module(x._data).isfinite(x._data))
+        return where(finite, grad, 0.0), None, None, None
+
+
+def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
+    """Returns ``input`` with NaN replaced by ``nan``, +inf by ``posinf`` and -inf by ``neginf`` (the dtype's
+    largest and lowest finite numbers by default)."""
+    _check_tensor(input, "nan_to_num")
+    return NanToNum.apply(input, nan, posinf, neginf)
+
+
+# -- clamp with tensor bounds ------------------------------------------------------------------------
+
+class ClampBetween(Function):
+    """``min(max(input, low), high)`` with tensor bounds (None for a missing one).
+
+    The gradient goes to ``input`` wherever low <= input <= high, bounds included, and to a bound where it was
+    the value taken (input strictly beyond it), as in PyTorch: no split at equality, unlike maximum/minimum.
+    """
+
+    node_name = "ClampBackward0"
+    builtin = True
+    operands = 3
+
+    @staticmethod
+    def forward(ctx, x, low, high):
+        data = x._data
+        xp = array_module(data)
+        out = data
+        if low is not None:
+            out = xp.maximum(out, low._data.astype(data.dtype, copy=False))
+        if high is not None:
+            out = xp.minimum(out, high._data.astype(data.dtype, copy=False))
+        if out is data:
+            out = data.copy()
+        ctx.meta = (meta(x), meta(low), meta(high))
+        ctx.save_for_backward(x, low, high)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, low, high = ctx.saved_tensors
+        data = x._data
+        xp = array_module(data)
+        inside = xp.ones(data.shape, dtype=bool)
+        if low is not None:
+            inside = inside & (data >= low._data)
+        if high is not None:
+            inside = inside & (data <= high._data)
+        zero = 0.0
+        g_x = reduce_grad(where(make_tensor(xp.asarray(inside)), grad, zero), *ctx.meta[0])
+        g_low = g_high = None
+        if low is not None and ctx.needs_input_grad[1]:
+            below = data < low._data
+            if high is not None:
+                below = below & (low._data <= high._data)  # with low > high the result is high
+            g_low = reduce_grad(where(make_tensor(xp.asarray(below)), grad, zero), *ctx.meta[1])
+        if high is not None and ctx.needs_input_grad[2]:
+            above = (data > high._data) if low is None else ((xp.maximum(data, low._data) > high._data))
+            g_high = reduce_grad(where(make_tensor(xp.asarray(above)), grad, zero), *ctx.meta[2])
+        return g_x, g_low, g_high
+
+
+def clamp(input, min=None, max=None):
+    """Clamps every element into [min, max] (numbers or tensors); the gradient passes where min <= input <= max."""
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"clamp(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        bounds = [b if b is None or isinstance(b, Tensor) else as_tensor_like(b, input) for b in (min, max)]
+        check_same_device(input, *[b for b in bounds if b is not None])
+        return ClampBetween.apply(input, *bounds)
+    from .activation import clamp as clamp_by_numbers
+
+    return clamp_by_numbers(input, min, max)

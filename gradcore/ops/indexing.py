@@ -1,11 +1,14 @@
 """Indexing and slicing (views for basic indices, copies for index tensors) and item assignment."""
 from __future__ import annotations
 
+import warnings
+
 from ..autograd.function import Function
 from ..backend import backend_of, put_along_axis, to_device
 from ._util import Tensor, array_module, check_same_device, make_tensor, meta, normalize_dim, reduce_grad
 
-__all__ = ["index", "index_put", "narrow", "select", "nonzero", "gather_backward", "masked_fill"]
+__all__ = ["index", "index_put", "narrow", "select", "nonzero", "gather_backward", "masked_fill", "gather",
+           "index_select", "index_add", "scatter", "scatter_add", "one_hot"]
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
 
@@ -20,6 +23,8 @@ def normalize_key(key, data):
         key = (key,)
     basic = True
     converted = []
+    # The dim of ``data`` the next index applies to (None once an Ellipsis makes it depend on what follows).
+    position = 0
     for k in key:
         if isinstance(k, bool):
             k = make_tensor(array_module(data).asarray(k))
@@ -47,16 +52,39 @@ def normalize_key(key, data):
             if isinstance(k, slice) and k.step is not None and k.step <= 0:
                 raise ValueError("step must be greater than zero")
             converted.append(k)
+            if k is Ellipsis:
+                position = None
+            elif k is not None and position is not None:
+                position += 1
             continue
         basic = False
+        if k.dtype == "uint8":
+            # A uint8 index is a mask, as in PyTorch (which deprecates it in favour of bool).
+            warnings.warn("indexing with dtype uint8 is now deprecated, please use a dtype bool "
+                          "instead.", UserWarning, stacklevel=3)
+            k = k.astype(bool)
         if k.dtype == bool:
+            if position is not None:
+                _check_mask_shape(k.shape, data.shape, position)
+                position += k.ndim
             converted.extend(k.nonzero())
         else:
             converted.append(k)
+            if position is not None:
+                position += 1
     key = tuple(converted)
     if basic and not any(k is Ellipsis for k in key):
         key = key + (Ellipsis,)  # an all-integer index then gives a 0-d view, not a copied scalar
     return key, basic
+
+
+def _check_mask_shape(mask_shape: tuple, shape: tuple, position: int) -> None:
+    """A boolean mask must match the sizes of the dims it indexes, as PyTorch checks on read and on write."""
+    for j, size in enumerate(mask_shape):
+        dim = position + j
+        if dim < len(shape) and size != shape[dim]:
+            raise IndexError(f"The shape of the mask {list(mask_shape)} at index {j} does not match the shape of "
+                             f"the indexed tensor {list(shape)} at index {dim}")
 
 
 def _index_error(exc: IndexError, data=None) -> IndexError:
@@ -279,12 +307,31 @@ def masked_fill(input, mask, value):
     """Returns ``input`` with ``value`` where ``mask`` is True."""
     from .elementwise import where
 
-    if not isinstance(mask, Tensor) or mask.dtype.name != "bool":
-        raise RuntimeError("masked_fill_ only supports boolean masks")
+    from ._util import broadcast_shapes
+
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"masked_fill(): argument 'mask' (position 1) must be Tensor, not {type(mask).__name__}")
+    if mask.dtype.name != "bool":
+        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{_C_TYPE_NAMES.get(mask.dtype.name, mask.dtype.name)}")
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                               f"{value.ndim} dimension(s).")
+    elif not isinstance(value, (int, float, bool)):
+        raise TypeError(f"masked_fill() received an invalid combination of arguments - got (Tensor, "
+                        f"{type(value).__name__}), but expected one of:\n * (Tensor mask, Tensor value)\n"
+                        " * (Tensor mask, Number value)")
     check_same_device(input, mask)
+    broadcast_shapes(tuple(mask.shape), tuple(input.shape))
     if not isinstance(value, Tensor):
         value = make_tensor(array_module(input._data).asarray(value, dtype=input.dtype.numpy))
     return where(mask, value.to(input.dtype), input)
+
+
+#: The C type names PyTorch's messages give for dtypes.
+_C_TYPE_NAMES = {"uint8": "unsigned char", "int8": "signed char", "int16": "short int", "int32": "int",
+                 "int64": "long int", "float16": "c10::Half", "float32": "float", "float64": "double"}
 
 
 def assign(data, key, value) -> None:
@@ -342,8 +389,8 @@ class ScatterAddInto(Function):
 
 def gather(input, dim: int, index, *, sparse_grad: bool = False):
     """Gathers values along ``dim``: ``out[i][j][k] = input[i][index[i][j][k]][k]`` (for dim=1)."""
-    if not isinstance(index, Tensor) or index.dtype.name != "int64":
-        raise RuntimeError("gather(): Expected dtype int64 for index")
+    if not isinstance(index, Tensor) or index.dtype.name not in ("int64", "int32"):
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
     d = normalize_dim(dim, input.ndim)
     if index.ndim != input.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
@@ -355,8 +402,220 @@ def gather(input, dim: int, index, *, sparse_grad: bool = False):
             )
     data = index._data
     size = input.shape[d] if input.ndim else 1
-    if data.size and (data.min() < -size or data.max() >= size):
+    if data.size and (data.min() < 0 or data.max() >= size):
+        # Negative indices are out of bounds here, as in PyTorch: gather does not wrap them.
         raise RuntimeError(f"index {int(data.max() if data.max() >= size else data.min())} is out of bounds for dimension {d} with size {size}")
+    data = data.astype("int64", copy=False)
     if input.ndim == 0:
         return input.clone()
     return Gather.apply(input, d, data)
+
+
+# -- index_select, index_add, scatter, one_hot ------------------------------------------------------
+
+def _check_index_tensor(index, name: str, dtypes=("int64",)) -> None:
+    if not isinstance(index, Tensor):
+        raise TypeError(f"{name}(): argument 'index' (position 3) must be Tensor, not {type(index).__name__}")
+    if index.dtype.name not in dtypes:
+        kinds = " or ".join("Long" if d == "int64" else "Int" for d in dtypes)
+        raise RuntimeError(f"{name}(): Expected dtype {kinds} for index")
+
+
+class IndexSelect(Index):
+    node_name = "IndexSelectBackward0"
+
+
+def index_select(input, dim: int, index):
+    """Returns the slices of ``input`` along ``dim`` at the positions in the 1-d ``index``."""
+    _check_index_tensor(index, "index_select", ("int64", "int32"))
+    if index.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    d = normalize_dim(dim, input.ndim)
+    check_same_device(input, index)
+    size = input.shape[d] if input.ndim else 1
+    data = index._data.reshape(-1)
+    if data.size and (data.min() < 0 or data.max() >= size):
+        bad = int(data.min() if data.min() < 0 else data.max())
+        raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={size}")
+    if input.ndim == 0:
+        return input.reshape(1)[make_tensor(data)].reshape(index.shape)
+    return IndexSelect.apply(input, (slice(None),) * d + (data.astype("int64"),))
+
+
+class IndexAdd(Function):
+    """``out = input.clone(); out[..., index[i], ...] += alpha * source[..., i, ...]`` along a dim."""
+
+    node_name = "IndexAddBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, x, source, dim, index_data, alpha):
+        out = x._data.copy()
+        key = (slice(None),) * dim + (index_data,)
+        values = source._data if alpha == 1 else source._data * alpha
+        backend_of(out).scatter_add(out, key, values.astype(out.dtype, copy=False))
+        ctx.key, ctx.alpha, ctx.source_meta = key, alpha, meta(source)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        g_source = None
+        if ctx.needs_input_grad[1]:
+            g_source = Index.apply(grad, ctx.key)
+            if ctx.alpha != 1:
+                g_source = g_source * ctx.alpha
+        return grad, g_source, None, None, None
+
+
+def index_add(input, dim: int, index, source, *, alpha=1):
+    """Returns ``input`` with ``alpha * source`` added at the positions ``index`` along ``dim``."""
+    _check_index_tensor(index, "index_add", ("int64", "int32"))
+    d = normalize_dim(dim, input.ndim)
+    data = index._data.reshape(-1)
+    size = input.shape[d] if input.ndim else 1
+    if data.size and (data.min() < 0 or data.max() >= size):
+        raise IndexError("index out of range in self")
+    return IndexAdd.apply(input, source, d, data.astype("int64"), alpha)
+
+
+def _check_scatter(name: str, input, dim: int, index, src) -> int:
+    """Checks a scatter's arguments as PyTorch does and returns the wrapped dim."""
+    if not isinstance(index, Tensor) or index.dtype.name not in ("int64", "int32"):
+        raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
+    d = normalize_dim(dim, input.ndim)
+    if isinstance(src, Tensor) and src.dtype is not input.dtype:
+        raise RuntimeError(f"{name}(): Expected self.dtype to be equal to src.dtype")
+    if index.ndim != input.ndim and index.numel() > 0 and not (index.ndim <= 1 and input.ndim <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    if isinstance(src, Tensor) and index.ndim != src.ndim and index.numel() > 0 and not (index.ndim <= 1 and src.ndim <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    for i in range(index.ndim):
+        n_index = index.shape[i]
+        if i != d and input.ndim and n_index > input.shape[i]:
+            raise RuntimeError(f"Expected index {list(index.shape)} to be no larger than self {list(input.shape)} "
+                               f"apart from dimension {d} and to be no larger size than src "
+                               f"{list(src.shape) if isinstance(src, Tensor) else []}")
+        if isinstance(src, Tensor) and src.ndim and n_index > src.shape[i]:
+            raise RuntimeError(f"Expected index {list(index.shape)} to be no larger than self {list(input.shape)} "
+                               f"apart from dimension {d} and to be no larger size than src {list(src.shape)}")
+    data = index._data
+    size = input.shape[d] if input.ndim else 1
+    if data.size and (data.min() < 0 or data.max() >= size):
+        bad = int(data.min() if data.min() < 0 else data.max())
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
+    return d
+
+
+def _source_block(src_data, index_shape: tuple):
+    """The part of ``src`` a scatter reads: its leading ``index.shape`` block."""
+    return src_data[tuple(slice(0, n) for n in index_shape)]
+
+
+class Scatter(Function):
+    """``out = input.clone(); out[pos(index)] = src`` (or added with ``accumulate``) along a dim."""
+
+    node_name = "ScatterBackward0"
+    builtin = True
+    operands = 2
+    accumulate = False
+
+    @staticmethod
+    def forward(ctx, x, src, dim, index_data):
+        out = x._data.copy()
+        key = _along_dim_key(index_data, dim)
+        if isinstance(src, Tensor):
+            values = _source_block(src._data, index_data.shape)
+        else:
+            values = array_module(out).asarray(src, dtype=out.dtype)
+        if ctx._forward_cls.accumulate:
+            backend_of(out).scatter_add(out, key, array_module(out).broadcast_to(values, index_data.shape))
+        else:
+            out[key] = values
+        ctx.key, ctx.src_shape = key, (src.shape if isinstance(src, Tensor) else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        g_input = g_src = None
+        if ctx.needs_input_grad[0]:
+            # Scattered positions were overwritten (scatter) or added to (scatter_add).
+            g_input = grad if ctx._forward_cls.accumulate else IndexPut.apply(grad, 0.0, ctx.key)
+        if ctx.needs_input_grad[1]:
+            picked = Index.apply(grad, ctx.key)
+            if tuple(picked.shape) != tuple(ctx.src_shape):
+                # src may be larger than index: its other elements were not read.
+                block = tuple(slice(0, n) for n in picked.shape)
+                g_src = IndexPut.apply(make_tensor(array_module(grad._data).zeros(ctx.src_shape, grad._data.dtype)),
+                                       picked, block)
+            else:
+                g_src = picked
+        return g_input, g_src, None, None
+
+
+class ScatterAdd(Scatter):
+    node_name = "ScatterAddBackward0"
+    accumulate = True
+
+
+_SCATTER_REDUCTIONS = {"add": "add", "multiply": "multiply"}
+
+
+def scatter(input, dim: int, index, src=None, *, value=None, reduce=None):
+    """Returns ``input`` with ``src`` (a tensor or a number) written at the positions ``index`` along ``dim``.
+
+    ``out[index[i][j]][j] = src[i][j]`` for dim=0. ``reduce='add'`` or ``'multiply'`` combines instead.
+    """
+    if src is None:
+        src = value
+    if src is None:
+        raise TypeError("scatter() missing required argument 'src' or 'value'")
+    d = _check_scatter("scatter", input, dim, index, src)
+    if index.numel() == 0:
+        return input.clone()
+    if reduce is not None:
+        if reduce not in _SCATTER_REDUCTIONS:
+            raise RuntimeError(f"reduce argument must be either add or multiply. Got {reduce}")
+        from ..autograd.grad_mode import is_grad_enabled
+
+        if is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in (input, src)):
+            # PyTorch has no derivative for scatter with reduce: say so now rather than at backward.
+            raise RuntimeError("derivative for aten::scatter is not implemented")
+        # Unbuffered add/multiply at repeated positions: done on the host, where numpy has them for every ufunc.
+        backend = backend_of(input._data)
+        out = backend.to_numpy(input._data).copy()
+        xp = array_module(out)
+        key = _along_dim_key(backend.to_numpy(index._data).astype("int64"), d)
+        values = backend.to_numpy(_source_block(src._data, index.shape)) if isinstance(src, Tensor) else src
+        values = xp.broadcast_to(xp.asarray(values, dtype=out.dtype), tuple(index.shape))
+        (xp.add if reduce == "add" else xp.multiply).at(out, key, values)
+        return make_tensor(backend.asarray(out))
+    return Scatter.apply(input, src, d, index._data.astype("int64", copy=False))
+
+
+def scatter_add(input, dim: int, index, src):
+    """Returns ``input`` with ``src`` added at the positions ``index`` along ``dim`` (repeats accumulate)."""
+    if not isinstance(src, Tensor):
+        raise TypeError(f"scatter_add(): argument 'src' (position 4) must be Tensor, not {type(src).__name__}")
+    d = _check_scatter("scatter_add", input, dim, index, src)
+    if index.numel() == 0:
+        return input.clone()
+    return ScatterAdd.apply(input, src, d, index._data.astype("int64", copy=False))
+
+
+def one_hot(tensor, num_classes: int = -1):
+    """Returns an int64 tensor of shape ``tensor.shape + (num_classes,)`` with a one at each class index."""
+    if not isinstance(tensor, Tensor) or tensor.dtype.name != "int64":
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    data = tensor._data
+    xp = array_module(data)
+    if num_classes == -1:
+        if data.size == 0:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = int(data.max()) + 1
+    if data.size and data.min() < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if data.size and data.max() >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    out = (data[..., None] == xp.arange(num_classes)).astype("int64")
+    return make_tensor(out)

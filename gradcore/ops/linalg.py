@@ -7,7 +7,7 @@ from ..backend import kernels
 from ._util import Tensor, array_module, check_same_device, make_tensor, meta, reduce_grad
 from .activation import PendingGradient, ReluOfLinear, SigmoidOfLinear, _Epilogue, relu, sigmoid
 
-__all__ = ["mm", "matmul", "bmm", "dot", "linear"]
+__all__ = ["mm", "matmul", "bmm", "dot", "linear", "einsum"]
 
 _NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int", "int32": "int"}
 
@@ -408,3 +408,149 @@ def _check_linear(input, weight, bias) -> None:
                 "at non-singleton dimension 1"
             )
         _check_dtypes(input, bias, ("m1", "bias"))
+
+
+# -- einsum ---------------------------------------------------------------------------------------
+
+def _einsum_spec(equation: str, operands: tuple):
+    """Parses an einsum equation into explicit subscripts: a string of letters per operand and for the output.
+
+    An ellipsis becomes letters the equation does not use, right-aligned across operands (so that batch dims
+    broadcast); an equation without ``->`` gets PyTorch's implicit output, the ellipsis dims and then the letters
+    used once, in alphabetical order.
+    """
+    import string
+
+    equation = equation.replace(" ", "")
+    if "->" in equation:
+        left, output = equation.split("->")
+    else:
+        left, output = equation, None
+    inputs = left.split(",")
+    if len(inputs) != len(operands):
+        raise RuntimeError(f"einsum(): {'fewer' if len(inputs) > len(operands) else 'more'} operands were provided "
+                           "than specified in the equation")
+    used = set(equation) - set(".,->")
+    for ch in used:
+        if ch not in string.ascii_letters:
+            raise RuntimeError(f"einsum(): invalid subscript given at index {equation.index(ch)} in the equation "
+                               f"string, subscripts must be in [a-zA-Z]")
+    spare = [c for c in string.ascii_letters if c not in used]
+    batch_ranks = []
+    for sub, op in zip(inputs, operands):
+        explicit = len(sub.replace("...", ""))
+        if "..." in sub:
+            batch_ranks.append(op.ndim - explicit)
+            if op.ndim < explicit:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({explicit}) is more than "
+                                   f"the number of dimensions ({op.ndim}) for operand {len(batch_ranks) - 1}")
+        else:
+            batch_ranks.append(0)
+            if explicit != op.ndim:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({explicit}) does not match "
+                                   f"the number of dimensions ({op.ndim}) for operand {len(batch_ranks) - 1} and no "
+                                   "ellipsis was given")
+    width = max(batch_ranks, default=0)
+    batch = "".join(spare[:width])
+    explicit_inputs = [sub.replace("...", batch[width - rank:]) for sub, rank in zip(inputs, batch_ranks)]
+    if output is None:
+        letters = "".join(explicit_inputs)
+        once = sorted(c for c in set(letters) if letters.count(c) == 1 and c not in batch)
+        output = batch + "".join(once)
+    else:
+        output = output.replace("...", batch)
+        for ch in output:
+            if ch not in "".join(explicit_inputs):
+                raise RuntimeError(f"einsum(): output subscript {ch} does not appear in the equation for any input "
+                                   "operand")
+            if output.count(ch) > 1:
+                raise RuntimeError(f"einsum(): output subscript {ch} appears more than once in the output")
+    return explicit_inputs, output
+
+
+def _einsum_sizes(inputs: list, operands: tuple) -> dict:
+    """Returns each letter's size; size-1 dims broadcast, other mismatches raise."""
+    sizes: dict = {}
+    for sub, op in zip(inputs, operands):
+        for ch, n in zip(sub, op.shape):
+            have = sizes.get(ch, 1)
+            if have != n and have != 1 and n != 1:
+                raise RuntimeError(f"einsum(): operands do not broadcast with remapped shapes (original->remapped): "
+                                   + " ".join(str(list(o.shape)) for o in operands))
+            sizes[ch] = max(have, n) if n != 1 else have
+    return sizes
+
+
+class Einsum(Function):
+    """``einsum`` over explicit subscripts; the gradient of each operand is another einsum of the others."""
+
+    node_name = "EinsumBackward0"
+    builtin = True
+    operands = -1
+
+    @staticmethod
+    def forward(ctx, spec, *operands):
+        inputs, output = spec
+        sizes = _einsum_sizes(inputs, operands)
+        xp = array_module(operands[0]._data)
+        arrays = [xp.broadcast_to(op._data, tuple(sizes[c] for c in sub)) for sub, op in zip(inputs, operands)]
+        ctx.spec, ctx.sizes = spec, sizes
+        ctx.save_for_backward(*operands)
+        out = xp.einsum(f"{','.join(inputs)}->{output}", *arrays, optimize=len(arrays) > 2)
+        return xp.asarray(out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inputs, output = ctx.spec
+        operands = ctx.saved_tensors
+        grads = [None]
+        for i, (sub, op) in enumerate(zip(inputs, operands)):
+            if not ctx.needs_input_grad[i + 1]:
+                grads.append(None)
+                continue
+            others = [o for j, o in enumerate(operands) if j != i]
+            other_subs = [s for j, s in enumerate(inputs) if j != i]
+            present = set(output).union(*other_subs) if other_subs else set(output)
+            # Letters of this operand found nowhere else were summed out: their gradient is a broadcast.
+            kept = "".join(dict.fromkeys(c for c in sub if c in present))
+            g = einsum(f"{','.join([output] + other_subs)}->{kept}", grad, *others)
+            unique = "".join(dict.fromkeys(sub))
+            full = tuple(ctx.sizes[c] for c in unique)
+            if kept != unique:
+                g = g.reshape(tuple(ctx.sizes[c] if c in kept else 1 for c in unique)) if kept else g.reshape(
+                    (1,) * len(unique))
+                # The kept letters are in this operand's order, so the reshape above only inserts ones.
+                g = g.expand(full)
+            if unique != sub:
+                # A repeated letter (a diagonal): place the gradient on that diagonal of zeros.
+                # Each axis of this operand reads the arange of its letter, broadcast over the unique letters.
+                xp = array_module(g._data)
+                target = xp.zeros(tuple(ctx.sizes[c] for c in sub), dtype=g._data.dtype)
+                grids = []
+                for c in sub:
+                    shape = [1] * len(unique)
+                    shape[unique.index(c)] = ctx.sizes[c]
+                    grids.append(xp.arange(ctx.sizes[c]).reshape(shape))
+                target[tuple(grids)] = g._data
+                g = make_tensor(target)
+            grads.append(reduce_grad(g, op.shape, op._data.dtype))
+        return tuple(grads)
+
+
+def einsum(equation: str, *operands):
+    """Returns the sum of products of ``operands``' elements over the indices named by ``equation`` (as in
+    ``'ij,jk->ik'``)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not operands:
+        raise RuntimeError("einsum(): must provide at least one operand")
+    for i, op in enumerate(operands):
+        if not isinstance(op, Tensor):
+            raise TypeError(f"einsum(): argument 'operands' must be tuple of Tensors, not {type(op).__name__}")
+    check_same_device(*operands)
+    inputs, output = _einsum_spec(equation, operands)
+    dtypes = {op.dtype for op in operands}
+    if len(dtypes) > 1:
+        names = sorted(str(d).replace("gradcore.", "") for d in dtypes)
+        raise RuntimeError(f"expected scalar type {names[0].capitalize()} but found {names[1].capitalize()}")
+    return Einsum.apply((inputs, output), *operands)

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import builtins
-import collections
 import operator
 
 from .. import _dtypes
 from ..autograd.function import Function
 from ..autograd.grad_mode import state as _grad_state
 from ..backend import broadcast_view
-from ._util import Tensor, arith, array_module, make_tensor, normalize_dim, normalize_dims, quiet_float_errors
+from ._util import (Tensor, arith, array_module, make_tensor, normalize_dim, normalize_dims, quiet_float_errors,
+                    return_type)
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "argmax", "argmin",
-           "all", "any", "prod", "norm"]
+           "all", "any", "prod", "norm", "cumsum", "cumprod"]
 
 
 
@@ -123,6 +123,7 @@ class Amax(Function):
     node_name = "AmaxBackward0"
     builtin = True
     largest = True
+    nan_is_extreme = False
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):
@@ -139,7 +140,13 @@ class Amax(Function):
         out = reduce(axis=dims, keepdims=True)
         ctx.input_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
         if builtins.any(ctx.needs_input_grad):
-            ctx.save_for_backward((data == out))
+            is_extreme = data == out
+            if ctx._forward_cls.nan_is_extreme and data.dtype.kind == "f":
+                # max()/min() of all elements give a NaN result's gradient to the NaN elements, as PyTorch does
+                # (amax/amin compare with ==, which no NaN passes).
+                xp = array_module(data)
+                is_extreme = is_extreme | (xp.isnan(data) & xp.isnan(out))
+            ctx.save_for_backward(is_extreme)
         return out if keepdim else out.reshape(_reduced_shape(x.shape, dims, False))
 
     @staticmethod
@@ -157,11 +164,13 @@ class Amin(Amax):
 
 class MaxAll(Amax):
     node_name = "MaxBackward1"
+    nan_is_extreme = True
 
 
 class MinAll(Amax):
     node_name = "MinBackward1"
     largest = False
+    nan_is_extreme = True
 
 
 def amax(input, dim=(), keepdim: bool = False, *, keepdims=None):
@@ -180,8 +189,8 @@ def amin(input, dim=(), keepdim: bool = False, *, keepdims=None):
     return Amin.apply(input, dims, keepdim)
 
 
-_MaxResult = collections.namedtuple("max", ["values", "indices"])
-_MinResult = collections.namedtuple("min", ["values", "indices"])
+_MaxResult = return_type("max", ["values", "indices"], __name__, "_MaxResult")
+_MinResult = return_type("min", ["values", "indices"], __name__, "_MinResult")
 
 
 class MaxDim(Function):
@@ -281,7 +290,11 @@ class Var(Function):
         x, out = ctx.saved_tensors
         centered = x - x.mean(dim=ctx.dims, keepdim=True)
         if ctx._forward_cls.take_sqrt:
-            scale = grad / (out * ctx.divisor)
+            # Where the deviation is 0 (constant input) the gradient is 0, as in PyTorch, not 0/0.
+            from .elementwise import where
+
+            with quiet_float_errors(grad._data):
+                scale = where(out == 0, 0.0, grad / (out * ctx.divisor))
         else:
             scale = grad * (2.0 / ctx.divisor)
         return _expand_back(scale, ctx.input_shape, ctx.dims, ctx.keepdim) * centered, None, None, None
@@ -370,7 +383,13 @@ def _arg_extreme(input, dim, keepdim, largest: bool):
     xp = array_module(data)
     fn = xp.argmax if largest else xp.argmin
     if data.size == 0:
-        raise RuntimeError(f"{'argmax' if largest else 'argmin'}(): Expected reduction dim to be specified for input.numel() == 0.")
+        if dim is None:
+            raise IndexError(f"{'argmax' if largest else 'argmin'}(): Expected reduction dim to be specified for "
+                             "input.numel() == 0.")
+        d = normalize_dim(dim, input.ndim)
+        if data.ndim == 0 or data.shape[d] == 0:
+            raise IndexError(f"{'argmax' if largest else 'argmin'}(): Expected reduction dim {d} to have non-zero "
+                             "size.")
     if dim is None:
         out = fn(data.reshape(-1))
         if keepdim:
@@ -477,11 +496,181 @@ class Norm2(Function):
         return where(norm == 0, 0.0, g * x / norm), None, None
 
 
-def norm(input, p=2, dim=None, keepdim: bool = False):
-    """Returns the p-norm (2 by default) over ``dim`` (all elements when None)."""
-    dims = normalize_dims(dim, input.ndim)
-    if p == 2 and input.dtype.is_floating_point:
-        return Norm2.apply(input, dims, keepdim)
-    from .elementwise import abs as _abs, pow as _pow
+class NormP(Function):
+    """The p-norm over ``dims`` for a finite p other than 0 and 2.
 
-    return _pow(sum(_pow(_abs(input), p), dim, keepdim), 1.0 / p)
+    Its gradient is ``x * |x|**(p-2) / norm**(p-1)``, taken as 0 where x is 0 and where the norm is 0, as in
+    PyTorch (the plain formula gives 0 * inf = NaN there for p < 2).
+    """
+
+    node_name = "LinalgVectorNormBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, p, dims, keepdim):
+        data = x._data
+        xp = array_module(data)
+        with quiet_float_errors(data):
+            out = (xp.abs(data) ** p).sum(axis=dims, keepdims=keepdim) ** (1.0 / p)
+        out = xp.asarray(out, dtype=data.dtype)
+        ctx.p, ctx.input_shape, ctx.dims, ctx.keepdim = p, x.shape, dims, keepdim
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        data = x._data
+        xp = array_module(data)
+        norm = _expand_back(out, ctx.input_shape, ctx.dims, ctx.keepdim)._data
+        g = _expand_back(grad, ctx.input_shape, ctx.dims, ctx.keepdim)._data
+        p = ctx.p
+        with quiet_float_errors(data):
+            scale = data * xp.abs(data) ** (p - 2) / norm ** (p - 1)
+        scale = xp.where((data == 0) | (norm == 0), 0, scale).astype(data.dtype)
+        return make_tensor(g * scale), None, None, None
+
+
+class NormZero(Function):
+    """The number of non-zero elements over ``dims`` (the "0-norm"); it passes no gradient."""
+
+    node_name = "LinalgVectorNormBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        data = x._data
+        return array_module(data).asarray((data != 0).sum(axis=dims, keepdims=keepdim), dtype=data.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # No gradient at all (the input's .grad stays None), as PyTorch's backward of the 0-norm gives.
+        return None, None, None
+
+
+def norm(input, p=2, dim=None, keepdim: bool = False, dtype=None):
+    """Returns the p-norm (2 by default) over ``dim`` (all elements when None).
+
+    ``p`` may be any number, ``inf`` (the largest absolute value), ``-inf`` (the smallest) or 0 (the number of
+    non-zero elements).
+    """
+    if p is None or p == "fro":
+        p = 2
+    if isinstance(p, str):
+        raise RuntimeError(f"norm(): unsupported norm type {p!r} for a vector norm")
+    if dtype is not None:
+        input = input.to(dtype)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
+                           f"Got {input.dtype.legacy_name}")
+    dims = normalize_dims(dim, input.ndim)
+    if input.ndim == 0:
+        dims = ()
+    if p == 2:
+        return Norm2.apply(input, dims, keepdim)
+    from .elementwise import abs as _abs
+
+    if p == float("inf") or p == float("-inf"):
+        # The largest (smallest) absolute value; amax/amin share the gradient among ties and abs gives it its
+        # sign (0 at 0), as PyTorch does.
+        extreme = Amax if p > 0 else Amin
+        if input.numel() == 0 and (not dims or builtins.any(input.shape[d] == 0 for d in dims)):
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {p} norm on an empty tensor because the "
+                               "operation does not have an identity")
+        return extreme.apply(_abs(input), dims if dims else tuple(range(input.ndim)), keepdim)
+    if p == 0:
+        return NormZero.apply(input, dims if dims or input.ndim == 0 else tuple(range(input.ndim)), keepdim)
+    if p == 1:
+        return sum(_abs(input), dim, keepdim)
+    return NormP.apply(input, float(p), dims if dims or input.ndim == 0 else tuple(range(input.ndim)), keepdim)
+
+
+# -- cumulative sums and products ------------------------------------------------------------------
+
+def _cumulative_dtype(input, dtype):
+    """Integer and bool inputs accumulate in int64, as in PyTorch; ``dtype`` casts the input first."""
+    if dtype is not None:
+        return _dtypes.to_dtype(dtype)
+    return input.dtype if input.dtype.is_floating_point else _dtypes.int64
+
+
+class Cumsum(Function):
+    node_name = "CumsumBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        data = x._data
+        # Floats accumulate in float64 and round once per element, as PyTorch's CPU kernel does.
+        work = "float64" if data.dtype.kind == "f" else None
+        out = array_module(data).cumsum(data.reshape(data.shape or (1,)), axis=dim, dtype=work)
+        return out.reshape(data.shape).astype(data.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # Every output from position i on holds input i: the gradient is the reversed cumulative sum.
+        from .shape import flip
+
+        if grad.ndim == 0:
+            return grad, None
+        return flip(Cumsum.apply(flip(grad, ctx.dim), ctx.dim), ctx.dim), None
+
+
+def cumsum(input, dim: int, *, dtype=None):
+    """Returns the cumulative sum of ``input`` along ``dim``."""
+    d = normalize_dim(dim, input.ndim)
+    target = _cumulative_dtype(input, dtype)
+    if target is not input.dtype:
+        input = input.to(target)
+    return Cumsum.apply(input, d)
+
+
+class Cumprod(Function):
+    node_name = "CumprodBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        data = x._data
+        work = "float64" if data.dtype.kind == "f" else None
+        out = array_module(data).cumprod(data.reshape(data.shape or (1,)), axis=dim, dtype=work)
+        out = out.reshape(data.shape).astype(data.dtype, copy=False)
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        if grad.ndim == 0:
+            return grad, None
+        data = x._data
+        xp = array_module(data)
+        if not (data == 0).any():
+            # d out_k / d x_i = out_k / x_i for k >= i: a reversed cumulative sum of grad * out, over x.
+            from .shape import flip
+
+            d = ctx.dim
+            return flip(Cumsum.apply(flip(grad * out, d), d), d) / x, None
+        # With zeros, out_k / x_i is undefined: take the product of the other factors directly,
+        # prod_{j<i} x_j * prod_{i<j<=k} x_j, for each pair i <= k.
+        moved = xp.moveaxis(data, ctx.dim, -1)
+        g = xp.moveaxis(grad._data, ctx.dim, -1)
+        n = moved.shape[-1]
+        result = xp.zeros_like(moved)
+        before = xp.concatenate([xp.ones_like(moved[..., :1]), xp.cumprod(moved, axis=-1)[..., :-1]], axis=-1)
+        for i in range(n):
+            after = xp.cumprod(moved[..., i + 1:], axis=-1)
+            partial = xp.concatenate([xp.ones_like(moved[..., :1]), after], axis=-1)
+            result[..., i] = before[..., i] * (g[..., i:] * partial).sum(axis=-1)
+        return make_tensor(xp.moveaxis(result, -1, ctx.dim)), None
+
+
+def cumprod(input, dim: int, *, dtype=None):
+    """Returns the cumulative product of ``input`` along ``dim``."""
+    d = normalize_dim(dim, input.ndim)
+    target = _cumulative_dtype(input, dtype)
+    if target is not input.dtype:
+        input = input.to(target)
+    return Cumprod.apply(input, d)

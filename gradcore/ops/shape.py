@@ -10,7 +10,7 @@ from ._util import OVERLAPPING_WRITE, Tensor, array_module, check_same_device, m
 
 __all__ = ["view", "reshape", "flatten", "transpose", "t", "permute", "unsqueeze", "squeeze", "expand",
            "sum_to_size", "cat", "stack", "broadcast_shapes_or_none", "broadcast_to", "contiguous", "unbind",
-           "split", "chunk", "movedim"]
+           "split", "chunk", "movedim", "tril", "triu", "roll", "flip", "repeat", "tile", "repeat_interleave"]
 
 
 def _infer_shape(shape: tuple, numel: int) -> tuple:
@@ -254,6 +254,8 @@ def expand(input, *sizes):
     padded = (1,) * (len(sizes) - len(shape)) + shape
     out = []
     for i, (want, have) in enumerate(zip(sizes, padded)):
+        if want < -1 and i < len(sizes) - len(shape):
+            raise RuntimeError("numel: integer multiplication overflow")
         if want == -1:
             if i < len(sizes) - len(shape):
                 raise RuntimeError(f"The expanded size of the tensor (-1) isn't allowed in a leading, non-existing dimension {i}")
@@ -438,6 +440,13 @@ def split(input, split_size_or_sections, dim: int = 0) -> tuple:
     size = input.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
+        if step < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={step}")
+        if step == 0:
+            if size != 0:
+                raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of "
+                                   f"{size}")
+            return (input.narrow(d, 0, 0),)
         sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
     else:
         sizes = list(split_size_or_sections)
@@ -455,6 +464,217 @@ def split(input, split_size_or_sections, dim: int = 0) -> tuple:
 
 def chunk(input, chunks: int, dim: int = 0) -> tuple:
     """Splits into ``chunks`` nearly equal parts."""
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     d = normalize_dim(dim, input.ndim)
     step = max(1, -(-input.shape[d] // chunks))
     return split(input, step, d)
+
+
+# -- copies that rearrange or repeat elements ------------------------------------------------------
+
+class Triangle(Function):
+    """The lower (tril) or upper (triu) triangle of the last two dims; the gradient keeps the same triangle."""
+
+    node_name = "TrilBackward0"
+    builtin = True
+    upper = False
+
+    @staticmethod
+    def forward(ctx, x, diagonal):
+        ctx.diagonal = diagonal
+        xp = array_module(x._data)
+        return (xp.triu if ctx._forward_cls.upper else xp.tril)(x._data, diagonal)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx._forward_cls.apply(grad, ctx.diagonal), None
+
+
+class UpperTriangle(Triangle):
+    node_name = "TriuBackward0"
+    upper = True
+
+
+def _triangle(input, diagonal: int, upper: bool):
+    name = "triu" if upper else "tril"
+    if input.ndim < 2:
+        raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions")
+    return (UpperTriangle if upper else Triangle).apply(input, int(diagonal))
+
+
+def tril(input, diagonal: int = 0):
+    """Returns the lower triangle of the last two dims (elements on and below the ``diagonal``-th diagonal)."""
+    return _triangle(input, diagonal, upper=False)
+
+
+def triu(input, diagonal: int = 0):
+    """Returns the upper triangle of the last two dims (elements on and above the ``diagonal``-th diagonal)."""
+    return _triangle(input, diagonal, upper=True)
+
+
+def _int_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+class Roll(Function):
+    node_name = "RollBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, shifts, dims):
+        ctx.shifts, ctx.dims = shifts, dims
+        data = x._data
+        xp = array_module(data)
+        if dims is None:
+            return xp.roll(data.reshape(-1), shifts).reshape(data.shape)
+        return xp.roll(data, shifts, axis=dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        back = tuple(-s for s in ctx.shifts) if isinstance(ctx.shifts, tuple) else -ctx.shifts
+        return Roll.apply(grad, back, ctx.dims), None, None
+
+
+def roll(input, shifts, dims=None):
+    """Returns ``input`` rolled by ``shifts`` along ``dims`` (over the flattened tensor when ``dims`` is None)."""
+    if dims is None:
+        shift = _int_tuple(shifts)
+        if len(shift) != 1:
+            raise RuntimeError(f"roll(): shifts and dims must have the same size, got {len(shift)} and 0")
+        return Roll.apply(input, int(shift[0]), None)
+    shifts, dims = _int_tuple(shifts), _int_tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    dims = tuple(normalize_dim(d, input.ndim) for d in dims)
+    if input.ndim == 0:
+        return input.clone()
+    return Roll.apply(input, tuple(int(s) for s in shifts), dims)
+
+
+class Flip(Function):
+    node_name = "FlipBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return array_module(x._data).flip(x._data, axis=dims).copy() if dims else x._data.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Flip.apply(grad, ctx.dims), None
+
+
+def flip(input, dims):
+    """Returns a copy of ``input`` with the order of elements reversed along ``dims``."""
+    dims = tuple(normalize_dim(d, input.ndim) for d in _int_tuple(dims))
+    for i, d in enumerate(dims):
+        if d in dims[:i]:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+    return Flip.apply(input, dims if input.ndim else ())
+
+
+class Repeat(Function):
+    """Tiles ``input`` ``repeats[i]`` times along each dim; the gradient sums the copies."""
+
+    node_name = "RepeatBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, repeats):
+        data = x._data
+        padded = (1,) * (len(repeats) - data.ndim) + data.shape
+        ctx.padded, ctx.repeats, ctx.input_shape = padded, repeats, x.shape
+        return array_module(data).tile(data.reshape(padded), repeats)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # Split every dim into (copy, element) and sum over the copies.
+        split_shape = tuple(s for pair in zip(ctx.repeats, ctx.padded) for s in pair)
+        summed = grad.reshape(split_shape).sum(tuple(range(0, 2 * len(ctx.repeats), 2)))
+        return summed.reshape(ctx.input_shape), None
+
+
+def repeat(input, *sizes):
+    """Returns ``input`` repeated ``sizes[i]`` times along each dim (new leading dims for extra sizes)."""
+    repeats = _shape_arg(sizes)
+    if len(repeats) < input.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of "
+                           "tensor")
+    if any(r < 0 for r in repeats):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(repeats)}: {list(repeats)}")
+    return Repeat.apply(input, repeats)
+
+
+def tile(input, dims):
+    """Returns ``input`` repeated along each dim as ``repeat`` does, padding ``dims`` with ones in front."""
+    dims = _int_tuple(dims) if not isinstance(dims, int) else (dims,)
+    dims = (1,) * (input.ndim - len(dims)) + tuple(dims)
+    return repeat(input, dims)
+
+
+class RepeatInterleave(Function):
+    """Repeats each element (slice) along a dim; the gradient sums each element's copies."""
+
+    node_name = "RepeatInterleaveBackward0"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, repeats, dim):
+        ctx.repeats, ctx.dim, ctx.size = repeats, dim, x.shape[dim]
+        return array_module(x._data).repeat(x._data, repeats, axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = array_module(grad._data)
+        counts = ctx.repeats if isinstance(ctx.repeats, list) else [ctx.repeats] * ctx.size
+        owner = make_tensor(xp.repeat(xp.arange(ctx.size), counts))
+        # Each output slice adds into the slice it was copied from.
+        shape = list(grad.shape)
+        shape[ctx.dim] = ctx.size
+        from .indexing import index_add
+
+        zeros = make_tensor(xp.zeros(tuple(shape), dtype=grad._data.dtype))
+        return index_add(zeros, ctx.dim, owner, grad), None, None
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """Returns ``input`` with each element repeated ``repeats`` times along ``dim`` (flattened when None).
+
+    With only a tensor of repeats, returns ``arange(len(repeats))`` with each index repeated that often.
+    """
+    if repeats is None:
+        counts = input
+        if counts.ndim > 1 or counts.dtype.is_floating_point:
+            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
+        xp = array_module(counts._data)
+        data = [int(c) for c in counts.reshape(-1).tolist()]
+        if any(c < 0 for c in data):
+            raise RuntimeError("repeats can not be negative")
+        return make_tensor(xp.repeat(xp.arange(len(data), dtype="int64"), data))
+    if dim is None:
+        input = input.reshape(-1)
+        d = 0
+    else:
+        d = normalize_dim(dim, input.ndim)
+        if input.ndim == 0:
+            input = input.reshape(1)
+    if isinstance(repeats, Tensor):
+        if repeats.ndim > 1:
+            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
+        # Python ints: the array libraries take a list of repeats (CuPy takes no device array).
+        counts = [int(c) for c in repeats.reshape(-1).tolist()]
+        if len(counts) == 1:
+            counts = counts[0]
+        elif len(counts) != input.shape[d]:
+            raise RuntimeError("repeats must have the same size as input along dim, but got repeats.size(0) = "
+                               f"{len(counts)} and input.size({d}) = {input.shape[d]}")
+    else:
+        counts = int(repeats)
+    if (counts < 0) if isinstance(counts, int) else any(c < 0 for c in counts):
+        raise RuntimeError("repeats can not be negative")
+    out = RepeatInterleave.apply(input, counts, d)
+    if output_size is not None and out.shape[d] != output_size:
+        raise RuntimeError(f"allocated size does not match required size")
+    return out

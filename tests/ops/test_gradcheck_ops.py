@@ -491,3 +491,57 @@ COMPOSITE = [
 @pytest.mark.parametrize("fn, args, smooth", COMPOSITE)
 def test_composite(fn, args, smooth):
     run_checks(fn, args, smooth)
+
+
+# --------------------------------------------------------------------------------------
+# Sorting, scatter/gather, cumulative, triangular, rolling, repeating ops and einsum
+# --------------------------------------------------------------------------------------
+
+_IDX = int_tensor([[0, 2, 1, 2], [1, 0, 2, 0]])  # positions along dim 0 of a (3, 4) input, with repeats
+
+NEW_OPS = [
+    case("log2", lambda x: x.log2(), A(3, 4, **POS)),
+    case("log10", lambda x: gradcore.log10(x), A(3, 4, **POS)),
+    case("nan_to_num", lambda x: gradcore.nan_to_num(x), A(3, 4)),
+    case("sort_values", lambda x: x.sort(dim=1).values, A(3, 4, distinct=True), smooth=False),
+    case("sort_descending_dim0", lambda x: gradcore.sort(x, 0, descending=True)[0], A(3, 4, distinct=True),
+         smooth=False),
+    case("topk_values", lambda x: x.topk(2, dim=-1).values, A(3, 5, distinct=True), smooth=False),
+    case("topk_smallest", lambda x: gradcore.topk(x, 3, 0, largest=False)[0], A(4, 2, distinct=True), smooth=False),
+    case("gather", lambda x: x.gather(0, _IDX), A(3, 4)),
+    case("index_select", lambda x: x.index_select(1, int_tensor([3, 0, 0])), A(3, 4)),
+    case("scatter_src", lambda x, s: x.scatter(0, _IDX[:1], s), A(3, 4), A(2, 5)),
+    case("scatter_value", lambda x: gradcore.scatter(x, 1, _IDX, value=2.0), A(3, 4)),
+    case("scatter_add", lambda x, s: gradcore.scatter_add(x, 0, _IDX, s), A(3, 4), A(2, 4)),
+    case("index_add", lambda x, s: x.index_add(0, int_tensor([2, 0, 2]), s, alpha=2), A(3, 4), A(3, 4)),
+    case("cumsum", lambda x: x.cumsum(1), A(3, 4)),
+    case("cumsum_0d", lambda x: gradcore.cumsum(x, 0), A()),
+    case("cumprod", lambda x: x.cumprod(0), A(4, 3, **NONZERO)),
+    case("cumprod_with_zero", lambda x: (x * int_tensor([1, 0, 1, 1])).cumprod(0), A(4), smooth=False),
+    case("tril", lambda x: x.tril(), A(2, 3, 4)),
+    case("triu_offset", lambda x: gradcore.triu(x, -1), A(4, 3)),
+    case("roll", lambda x: x.roll((1, -2), (0, 1)), A(3, 4)),
+    case("roll_flat", lambda x: gradcore.roll(x, 5), A(3, 4)),
+    case("flip", lambda x: x.flip(0, 1), A(3, 4)),
+    case("repeat", lambda x: x.repeat(2, 1, 3), A(3, 4)),
+    case("tile", lambda x: gradcore.tile(x, (2,)), A(3, 4)),
+    case("repeat_interleave", lambda x: x.repeat_interleave(int_tensor([1, 0, 3]), dim=0), A(3, 4)),
+    case("repeat_interleave_flat", lambda x: gradcore.repeat_interleave(x, 2), A(2, 3)),
+    case("einsum_matmul", lambda a, b: gradcore.einsum("ij,jk->ik", a, b), A(3, 4), A(4, 2)),
+    case("einsum_batch_ellipsis", lambda a, b: gradcore.einsum("...ij,...jk", a, b), A(2, 3, 4), A(1, 4, 2)),
+    case("einsum_trace_outer", lambda a, b: gradcore.einsum("ii,j->j", a, b), A(3, 3), A(2)),
+    case("einsum_sum_out", lambda a: gradcore.einsum("ijk->j", a), A(2, 3, 4)),
+    case("einsum_three", lambda a, b, c: gradcore.einsum("ab,bc,cd->ad", a, b, c), A(2, 3), A(3, 4), A(4, 2)),
+    case("norm_3", lambda x: x.norm(3), A(3, 4, **NONZERO), smooth=False),
+    case("norm_1.5_dim", lambda x: gradcore.norm(x, 1.5, dim=1, keepdim=True), A(3, 4, **NONZERO), smooth=False),
+    case("norm_1", lambda x: x.norm(1, dim=0), A(3, 4, **NONZERO), smooth=False),
+    case("norm_inf", lambda x: x.norm(float("inf"), dim=1), A(3, 4, distinct=True, low=0.2), smooth=False),
+    case("norm_-inf", lambda x: x.norm(float("-inf")), A(3, 4, distinct=True, low=0.2), smooth=False),
+    case("clamp_tensor_bounds", lambda x, lo, hi: x.clamp(lo, hi), A(3, 4, phase=0.1), A(3, 4, phase=0.2),
+         A(4, phase=0.3), smooth=False),
+]
+
+
+@pytest.mark.parametrize("fn, args, smooth", NEW_OPS)
+def test_new_ops(fn, args, smooth):
+    run_checks(fn, args, smooth)
