@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .trace import Instruction, Recorder, Ref, ScalarRef
+from .trace import Instruction, Recorder, Ref, ScalarRef, leaves
 
 __all__ = ["Program", "GuardFailed"]
 
@@ -45,35 +45,17 @@ def _resolve(template, arrays: list, registers: list):
 
 
 def _has_scalar(template) -> bool:
-    if template.__class__ is ScalarRef:
-        return True
-    if isinstance(template, (tuple, list)):
-        return any(_has_scalar(t) for t in template)
-    if isinstance(template, dict):
-        return any(_has_scalar(t) for t in template.values())
-    return False
+    return any(True for _ in _scalar_refs(template))
 
 
 def _refs(template):
-    if template.__class__ is Ref:
-        yield template.index
-    elif isinstance(template, (tuple, list)):
-        for t in template:
-            yield from _refs(t)
-    elif isinstance(template, dict):
-        for t in template.values():
-            yield from _refs(t)
+    """The slots an operand template reads."""
+    return (v.index for v in leaves(template) if v.__class__ is Ref)
 
 
 def _scalar_refs(template):
-    if template.__class__ is ScalarRef:
-        yield template.index
-    elif isinstance(template, (tuple, list)):
-        for t in template:
-            yield from _scalar_refs(t)
-    elif isinstance(template, dict):
-        for t in template.values():
-            yield from _scalar_refs(t)
+    """The scalar registers an operand template reads."""
+    return (v.index for v in leaves(template) if v.__class__ is ScalarRef)
 
 
 def _is_ufunc_call(fn) -> bool:

@@ -618,15 +618,20 @@ class Recorder:
         return outcome if value is None else value
 
 
-def _arrays_in(value):
-    if isinstance(value, np.ndarray):
-        yield value
-    elif isinstance(value, (tuple, list)):
+def leaves(value):
+    """The values in (nested) tuples, lists and dicts of operands, in order."""
+    if isinstance(value, (tuple, list)):
         for v in value:
-            yield from _arrays_in(v)
+            yield from leaves(v)
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _arrays_in(v)
+            yield from leaves(v)
+    else:
+        yield value
+
+
+def _arrays_in(value):
+    return (v for v in leaves(value) if isinstance(v, np.ndarray))
 
 
 def untraced(value):
