@@ -161,7 +161,8 @@ class WeightedRandomSampler(Sampler[int]):
                              f"{tuple(weights_array.shape)}")
         from ... import creation
 
-        self.weights = creation.tensor(weights_array)
+        # On the CPU whatever the default device: the draw uses the CPU generator, as a DataLoader does.
+        self.weights = creation.tensor(weights_array, device="cpu")
         self.num_samples = num_samples
         self.replacement = replacement
         self.generator = generator
