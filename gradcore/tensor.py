@@ -11,6 +11,7 @@ import weakref
 from typing import Any
 
 from . import _dtypes
+from ._keepdim import KEEPDIM_NOT_GIVEN
 from ._dtypes import can_cast, from_numpy_dtype, result_type, to_dtype
 from .autograd import function as _function
 from .autograd.grad_mode import enable_grad, no_grad, state as _grad_state
@@ -1119,47 +1120,49 @@ class Tensor:
     def dot(self, other):
         return _linalg.dot(self, other)
 
-    def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
-        return _red.sum(self, dim, keepdim, dtype=dtype)
+    def sum(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
+        return _red.sum(self, dim, keepdim, keepdims=keepdims, dtype=dtype)
 
-    def mean(self, dim=None, keepdim: bool = False, *, dtype=None):
-        return _red.mean(self, dim, keepdim, dtype=dtype)
+    def mean(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
+        return _red.mean(self, dim, keepdim, keepdims=keepdims, dtype=dtype)
 
-    def prod(self, dim=None, keepdim: bool = False):
-        return _red.prod(self, dim, keepdim)
+    def prod(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.prod(self, dim, keepdim, keepdims=keepdims)
 
-    def max(self, dim=None, keepdim: bool = False):
-        return _red.max(self, dim, keepdim)
+    def max(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.max(self, dim, keepdim, keepdims=keepdims)
 
-    def min(self, dim=None, keepdim: bool = False):
-        return _red.min(self, dim, keepdim)
+    def min(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.min(self, dim, keepdim, keepdims=keepdims)
 
-    def amax(self, dim=(), keepdim: bool = False):
-        return _red.amax(self, dim, keepdim)
+    def amax(self, dim=(), keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.amax(self, dim, keepdim, keepdims=keepdims)
 
-    def amin(self, dim=(), keepdim: bool = False):
-        return _red.amin(self, dim, keepdim)
+    def amin(self, dim=(), keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.amin(self, dim, keepdim, keepdims=keepdims)
 
-    def argmax(self, dim=None, keepdim: bool = False):
-        return _red.argmax(self, dim, keepdim)
+    def argmax(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.argmax(self, dim, keepdim, keepdims=keepdims)
 
-    def argmin(self, dim=None, keepdim: bool = False):
-        return _red.argmin(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.argmin(self, dim, keepdim, keepdims=keepdims)
 
-    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
-        return _red.var(self, dim, unbiased, keepdim, correction=correction)
+    def var(self, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None,
+            correction=None):
+        return _red.var(self, dim, unbiased, keepdim, keepdims=keepdims, correction=correction)
 
-    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
-        return _red.std(self, dim, unbiased, keepdim, correction=correction)
+    def std(self, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None,
+            correction=None):
+        return _red.std(self, dim, unbiased, keepdim, keepdims=keepdims, correction=correction)
 
-    def logsumexp(self, dim, keepdim: bool = False):
-        return _red.logsumexp(self, dim, keepdim)
+    def logsumexp(self, dim, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.logsumexp(self, dim, keepdim, keepdims=keepdims)
 
-    def all(self, dim=None, keepdim: bool = False):
-        return _red.all(self, dim, keepdim)
+    def all(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.all(self, dim, keepdim, keepdims=keepdims)
 
-    def any(self, dim=None, keepdim: bool = False):
-        return _red.any(self, dim, keepdim)
+    def any(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+        return _red.any(self, dim, keepdim, keepdims=keepdims)
 
     def norm(self, p=2, dim=None, keepdim: bool = False):
         """Returns the p-norm (2 by default) over ``dim``."""

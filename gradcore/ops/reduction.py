@@ -5,6 +5,7 @@ import builtins
 import operator
 
 from .. import _dtypes
+from .._keepdim import KEEPDIM_NOT_GIVEN, resolve_keepdim
 from ..autograd.function import Function
 from ..autograd.grad_mode import state as _grad_state
 from ..backend import broadcast_view
@@ -13,7 +14,6 @@ from ._util import (Tensor, arith, array_module, make_tensor, normalize_dim, nor
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "argmax", "argmin",
            "all", "any", "prod", "norm", "cumsum", "cumprod"]
-
 
 
 def _expand_back(grad: Tensor, input_shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
@@ -62,10 +62,9 @@ class SumAll(Sum):
     node_name = "SumBackward0"
 
 
-def sum(input, dim=None, keepdim: bool = False, *, keepdims=None, dtype=None):
+def sum(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
     """Returns the sum over ``dim`` (all elements when None)."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("sum", keepdim, keepdims)
     if not isinstance(input, Tensor):
         raise TypeError(f"sum(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     dims = normalize_dims(dim, input.ndim)
@@ -100,10 +99,9 @@ def _reduced_shape(shape, dims, keepdim):
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
-def mean(input, dim=None, keepdim: bool = False, *, keepdims=None, dtype=None):
+def mean(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
     """Returns the mean over ``dim`` (all elements when None); needs a floating point input."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("mean", keepdim, keepdims)
     if dtype is not None:
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
@@ -173,18 +171,16 @@ class MinAll(Amax):
     nan_is_extreme = True
 
 
-def amax(input, dim=(), keepdim: bool = False, *, keepdims=None):
+def amax(input, dim=(), keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns the maximum over ``dim`` (all dims when empty)."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("amax", keepdim, keepdims)
     dims = normalize_dims(None if dim == () else dim, input.ndim)
     return Amax.apply(input, dims, keepdim)
 
 
-def amin(input, dim=(), keepdim: bool = False, *, keepdims=None):
+def amin(input, dim=(), keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns the minimum over ``dim`` (all dims when empty)."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("amin", keepdim, keepdims)
     dims = normalize_dims(None if dim == () else dim, input.ndim)
     return Amin.apply(input, dims, keepdim)
 
@@ -249,17 +245,15 @@ def _extreme(input, dim, keepdim, other, largest: bool):
     return (_MaxResult if largest else _MinResult)(values, indices)
 
 
-def max(input, dim=None, keepdim: bool = False, *, keepdims=None, other=None):
+def max(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, other=None):
     """Returns the maximum of all elements, or (values, indices) along ``dim``, or ``maximum(input, other)``."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("max", keepdim, keepdims)
     return _extreme(input, dim, keepdim, other, largest=True)
 
 
-def min(input, dim=None, keepdim: bool = False, *, keepdims=None, other=None):
+def min(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, other=None):
     """Returns the minimum of all elements, or (values, indices) along ``dim``, or ``minimum(input, other)``."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("min", keepdim, keepdims)
     return _extreme(input, dim, keepdim, other, largest=False)
 
 
@@ -315,10 +309,9 @@ def _correction(unbiased, correction) -> float:
     return 1 if unbiased else 0
 
 
-def var(input, dim=None, unbiased=None, keepdim: bool = False, *, keepdims=None, correction=None):
+def var(input, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, correction=None):
     """Returns the variance over ``dim`` (Bessel's correction unless ``unbiased=False`` or ``correction=0``)."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("var", keepdim, keepdims)
     if isinstance(dim, bool):
         dim, unbiased = None, dim
     if not input.dtype.is_floating_point:
@@ -327,10 +320,9 @@ def var(input, dim=None, unbiased=None, keepdim: bool = False, *, keepdims=None,
     return Var.apply(input, dims, _correction(unbiased, correction), keepdim)
 
 
-def std(input, dim=None, unbiased=None, keepdim: bool = False, *, keepdims=None, correction=None):
+def std(input, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, correction=None):
     """Returns the standard deviation over ``dim`` (Bessel's correction by default)."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("std", keepdim, keepdims)
     if isinstance(dim, bool):
         dim, unbiased = None, dim
     if not input.dtype.is_floating_point:
@@ -370,10 +362,9 @@ class LogSumExp(Function):
         return g * exp(x - _expand_back(out, ctx.input_shape, ctx.dims, ctx.keepdim)), None, None
 
 
-def logsumexp(input, dim, keepdim: bool = False, *, keepdims=None):
+def logsumexp(input, dim, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns log(sum(exp(input))) over ``dim``, computed without overflow."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("logsumexp", keepdim, keepdims)
     dims = normalize_dims(dim, input.ndim)
     return LogSumExp.apply(input, dims, keepdim)
 
@@ -404,32 +395,28 @@ def _arg_extreme(input, dim, keepdim, largest: bool):
     return make_tensor(xp.asarray(out, dtype=_dtypes.int64.numpy))
 
 
-def argmax(input, dim=None, keepdim: bool = False, *, keepdims=None):
+def argmax(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns the index of the maximum (over the flattened tensor when ``dim`` is None)."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("argmax", keepdim, keepdims)
     return _arg_extreme(input, dim, keepdim, True)
 
 
-def argmin(input, dim=None, keepdim: bool = False, *, keepdims=None):
+def argmin(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns the index of the minimum (over the flattened tensor when ``dim`` is None)."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("argmin", keepdim, keepdims)
     return _arg_extreme(input, dim, keepdim, False)
 
 
-def all(input, dim=None, keepdim: bool = False, *, keepdims=None):
+def all(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns True where all elements (over ``dim``) are non-zero."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("all", keepdim, keepdims)
     dims = normalize_dims(dim, input.ndim)
     return make_tensor(array_module(input._data).asarray(input._data.astype(bool).all(axis=dims, keepdims=keepdim)))
 
 
-def any(input, dim=None, keepdim: bool = False, *, keepdims=None):
+def any(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns True where any element (over ``dim``) is non-zero."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("any", keepdim, keepdims)
     dims = normalize_dims(dim, input.ndim)
     return make_tensor(array_module(input._data).asarray(input._data.astype(bool).any(axis=dims, keepdims=keepdim)))
 
@@ -463,10 +450,9 @@ class Prod(Function):
         return g * make_tensor(others), None, None
 
 
-def prod(input, dim=None, keepdim: bool = False, *, keepdims=None):
+def prod(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns the product over ``dim`` (all elements when None)."""
-    if keepdims is not None:  # numpy's spelling, which PyTorch accepts as an alias
-        keepdim = keepdims
+    keepdim = resolve_keepdim("prod", keepdim, keepdims)
     dims = normalize_dims(dim, input.ndim)
     return Prod.apply(input, dims, keepdim)
 

@@ -42,6 +42,12 @@ class Optimizer:
     momentum buffer). Subclasses implement ``step``; updates happen in place on the parameters' data.
     """
 
+    # State entries that are buffers shaped like their parameter; ``load_state_dict`` checks their shapes so that
+    # a mismatched checkpoint fails when it is loaded rather than deep inside a later ``step``. A subclass with
+    # buffers under other names adds them here.
+    _param_shaped_state: frozenset[str] = frozenset(
+        {"momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "exp_inf", "square_avg", "grad_avg", "sum"})
+
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults = defaults
         if isinstance(params, Tensor):
@@ -183,6 +189,8 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load the optimizer state: the groups' options and each parameter's buffers (moved to its device)."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"load_state_dict(): expected state_dict to be a dict, but got {_typename(state_dict)}")
         groups = self.param_groups
         saved_groups = copy.deepcopy(state_dict["param_groups"])
         if len(groups) != len(saved_groups):
@@ -203,6 +211,7 @@ class Optimizer:
         for key, value in state_dict["state"].items():
             if key in param_of:
                 param = param_of[key]
+                self._check_loaded_state(key, param, value)
                 state[param] = _cast_state(param, value)
             else:
                 state[key] = value
@@ -215,6 +224,19 @@ class Optimizer:
             new_groups.append(saved)
         self.state = state
         self.param_groups = new_groups
+
+    def _check_loaded_state(self, index: Any, param: Tensor, entry: Any) -> None:
+        """Raises when a loaded state entry cannot serve ``param``: an array that is not a Tensor, or a buffer
+        whose shape is not the parameter's (which would otherwise surface as a broadcasting error in ``step``)."""
+        if not isinstance(entry, dict):
+            return
+        for name, value in entry.items():
+            if type(value).__module__.split(".")[0] in ("numpy", "cupy"):
+                raise TypeError(f"loaded state dict has state {name!r} of parameter {index} as a "
+                                f"{_typename(value)}; expected a Tensor")
+            if name in self._param_shaped_state and isinstance(value, Tensor) and value.shape != param.shape:
+                raise RuntimeError(f"loaded state dict has state {name!r} of shape {list(value.shape)} for "
+                                   f"parameter {index} of shape {list(param.shape)}")
 
 
 def _cast_state(param: Tensor, value: Any, key: Any = None) -> Any:

@@ -1,7 +1,9 @@
-"""The Optimizer base class and the optimizers' arithmetic against values worked out by hand (no PyTorch needed)."""
+"""The Optimizer base class and the optimizers' arithmetic against values worked out by hand; the
+load_state_dict errors against PyTorch's."""
 
 import copy
 import math
+import re
 import warnings
 
 import numpy as np
@@ -301,6 +303,105 @@ def test_load_state_dict_checks_the_groups():
         optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1).load_state_dict(state_dict)
     with pytest.raises(ValueError, match="doesn't match the size of optimizer's group"):
         optim.SGD([a], lr=0.1).load_state_dict(state_dict)
+
+
+def _stepped_optimizer(lib, name):
+    """Returns (parameters, optimizer) of ``lib`` (gradcore or torch) after one step, so that it has state."""
+    params = [lib.nn.Parameter(lib.ones(2, 3)), lib.nn.Parameter(lib.ones(4))]
+    options = {"SGD": {"lr": 0.1, "momentum": 0.9}}.get(name, {"lr": 0.1})
+    optimizer = getattr(lib.optim, name)(params, **options)
+    sum(p.sum() for p in params).backward()
+    optimizer.step()
+    return params, optimizer
+
+
+def _step_again(params, optimizer):
+    sum(p.sum() for p in params).backward()
+    optimizer.step()
+
+
+def _with_first_state(lib, state_dict, make_value):
+    state_dict = copy.deepcopy(state_dict)
+    first = state_dict["state"][0]
+    for name in first:
+        if name != "step":
+            first[name] = make_value(lib)
+    return state_dict
+
+
+_BAD_STATE_DICTS = {
+    "two groups": lambda lib, sd: {"state": sd["state"], "param_groups": sd["param_groups"] * 2},
+    "group size": lambda lib, sd: {"state": {}, "param_groups": [dict(sd["param_groups"][0], params=[0])]},
+    "no state": lambda lib, sd: {"param_groups": sd["param_groups"]},
+    "no param_groups": lambda lib, sd: {"state": sd["state"]},
+    "a list": lambda lib, sd: [sd["state"], sd["param_groups"]],
+}
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+@pytest.mark.parametrize("case", list(_BAD_STATE_DICTS))
+def test_load_state_dict_errors_match_torch(name, case):
+    torch = pytest.importorskip("torch")
+    raised = []
+    for lib in (torch, gradcore):
+        params, optimizer = _stepped_optimizer(lib, name)
+        bad = _BAD_STATE_DICTS[case](lib, optimizer.state_dict())
+        with pytest.raises(Exception) as info:
+            optimizer.load_state_dict(bad)
+        raised.append(info.value)
+    theirs, ours = raised
+    assert type(ours) is type(theirs)
+    if isinstance(theirs, ValueError):
+        assert str(ours) == str(theirs)
+
+
+def test_load_state_dict_refuses_a_non_dict_with_a_clear_type_error():
+    params, optimizer = _stepped_optimizer(gradcore, "SGD")
+    for bad in (None, [1, 2], "state"):
+        with pytest.raises(TypeError, match="expected state_dict to be a dict, but got"):
+            optimizer.load_state_dict(bad)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize("shape", [(5, 5), (), (3, 2)])
+def test_load_state_dict_with_buffers_of_the_wrong_shape_raises_runtime_error(name, shape):
+    torch = pytest.importorskip("torch")
+    # PyTorch loads such a state and fails in the next step with a RuntimeError about sizes; we fail at the load,
+    # with the same type, naming both shapes, and leave the optimizer's state as it was.
+    params, optimizer = _stepped_optimizer(torch, name)
+    optimizer.load_state_dict(_with_first_state(torch, optimizer.state_dict(), lambda lib: lib.zeros(shape)))
+    with pytest.raises(RuntimeError):
+        _step_again(params, optimizer)
+
+    params, optimizer = _stepped_optimizer(gradcore, name)
+    before = copy.deepcopy(optimizer.state_dict())
+    bad = _with_first_state(gradcore, optimizer.state_dict(), lambda lib: lib.zeros(shape))
+    with pytest.raises(RuntimeError, match=re.escape(f"of shape {list(shape)} for parameter 0 of shape [2, 3]")):
+        optimizer.load_state_dict(bad)
+    after = optimizer.state_dict()
+    for name_, value in before["state"][0].items():
+        np.testing.assert_array_equal(after["state"][0][name_].numpy(), value.numpy())
+
+
+def test_load_state_dict_with_numpy_buffers_raises_type_error_like_torch():
+    torch = pytest.importorskip("torch")
+    for lib in (torch, gradcore):
+        params, optimizer = _stepped_optimizer(lib, "Adam")
+        bad = _with_first_state(lib, optimizer.state_dict(), lambda lib: np.zeros((2, 3)))
+        with pytest.raises(TypeError):
+            optimizer.load_state_dict(bad)
+
+
+def test_load_state_dict_with_good_buffers_steps_like_torch():
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (torch, gradcore):
+        params, optimizer = _stepped_optimizer(lib, "Adam")
+        good = _with_first_state(lib, optimizer.state_dict(), lambda lib: lib.full((2, 3), 0.5))
+        optimizer.load_state_dict(good)
+        _step_again(params, optimizer)
+        results.append(params[0].detach().numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
 
 
 def test_constant_gradient_sgd_matches_the_closed_form_over_many_steps():

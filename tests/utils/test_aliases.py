@@ -82,3 +82,60 @@ def test_tensors_accept_new_attributes_as_torchs_do():
     # Built-in properties keep their checks.
     with pytest.raises(RuntimeError):
         gradcore.ones(2).grad = gradcore.ones(3)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "prod", "max", "min", "amax", "amin", "std", "var", "logsumexp",
+                                  "all", "any", "argmax", "argmin"])
+def test_keepdims_is_an_alias_of_keepdim_on_tensor_methods(name):
+    values = np.random.default_rng(1).standard_normal((2, 3, 4))
+    x, tx = gradcore.tensor(values), torch.tensor(values)
+    if name in ("all", "any"):
+        x, tx = x > 0, tx > 0
+    ours = getattr(x, name)(1, keepdims=True)
+    theirs = getattr(tx, name)(1, keepdims=True)
+    if name in ("max", "min"):
+        np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+        ours, theirs = ours.values, theirs.values
+    assert tuple(ours.shape) == tuple(theirs.shape) == (2, 1, 4)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    dropped = getattr(x, name)(1, keepdims=False)
+    dropped = dropped.values if name in ("max", "min") else dropped
+    assert tuple(dropped.shape) == (2, 4)
+    # keepdim by name still works without the alias
+    kept = getattr(x, name)(1, keepdim=True)
+    kept = kept.values if name in ("max", "min") else kept
+    assert tuple(kept.shape) == (2, 1, 4)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "prod", "max", "min", "amax", "amin", "std", "var", "logsumexp",
+                                  "all", "any", "argmax", "argmin"])
+@pytest.mark.parametrize("form", ["method", "function"])
+def test_keepdim_and_keepdims_together_raise_type_error_like_torch(name, form):
+    x, tx = gradcore.ones(2, 3), torch.ones(2, 3)
+    if name in ("all", "any"):
+        x, tx = x > 0, tx > 0
+
+    def call(module, t):
+        reduce = getattr(t, name) if form == "method" else (lambda *a, **k: getattr(module, name)(t, *a, **k))
+        return reduce(1, keepdim=False, keepdims=True)
+
+    with pytest.raises(TypeError):
+        call(torch, tx)
+    with pytest.raises(TypeError, match="keepdims"):
+        call(gradcore, x)
+
+
+def test_norm_method_rejects_keepdims_like_torch():
+    with pytest.raises(TypeError):
+        torch.ones(2, 3).norm(dim=1, keepdims=True)
+    with pytest.raises(TypeError):
+        gradcore.ones(2, 3).norm(dim=1, keepdims=True)
+
+
+def test_keepdims_on_method_backward_matches_torch():
+    values = np.random.default_rng(2).standard_normal((3, 4))
+    x = gradcore.tensor(values, requires_grad=True)
+    tx = torch.tensor(values, requires_grad=True)
+    (x.std(1, keepdims=True) * x).sum().backward()
+    (tx.std(1, keepdims=True) * tx).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10)

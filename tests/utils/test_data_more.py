@@ -72,7 +72,48 @@ def test_weighted_random_sampler_without_replacement_and_errors():
     with pytest.raises(ValueError, match="weights should be a 1d sequence"):
         data.WeightedRandomSampler([[1.0, 2.0]], 2)
     with pytest.raises(RuntimeError, match="cannot sample n_sample > prob_dist.size"):
-        list(data.WeightedRandomSampler([1.0, 0.0], 2, replacement=False))
+        list(data.WeightedRandomSampler([1.0, 0.0], 3, replacement=False))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 2024])
+@pytest.mark.parametrize("replacement, num_samples", [(False, 1), (False, 3), (False, 7), (True, 1)])
+def test_weighted_random_sampler_without_replacement_or_one_sample_draws_torchs_indices(seed, replacement,
+                                                                                        num_samples):
+    # PyTorch draws these through multinomial's exponential (Gumbel-max) path rather than the cumulative one.
+    weights = [0.1, 0.9, 0.4, 0.0, 2.0, 0.7, 3.0]
+    many = np.random.default_rng(seed).random(60).tolist()
+    draws = []
+    for lib in (gradcore, torch):
+        lib.manual_seed(seed)
+        sampler = lib.utils.data.WeightedRandomSampler(weights, num_samples, replacement=replacement)
+        seeded = lib.utils.data.WeightedRandomSampler(lib.tensor(many), num_samples, replacement=replacement,
+                                                      generator=lib.Generator().manual_seed(seed + 1))
+        draws.append([list(sampler), list(sampler), list(seeded), list(seeded)])
+    assert draws[0] == draws[1]
+    assert len(draws[0][0]) == num_samples
+    if not replacement:
+        assert all(len(set(drawn)) == num_samples for drawn in draws[0])
+
+
+@pytest.mark.parametrize("weights, num_samples, replacement", [
+    ([1.0, 0.0, 0.0], 3, False),  # zero weights are drawn last rather than refused, as in PyTorch
+    ([1.0, 0.0, 0.0], 4, False),
+    ([-1.0, 1.0], 1, True),
+    ([-1.0, 1.0], 2, True),
+    ([0.0, 0.0], 2, True),
+    ([float("nan"), 1.0], 1, False),
+    ([float("inf"), 1.0], 2, True),
+])
+def test_weighted_random_sampler_bad_weights_match_torch(weights, num_samples, replacement):
+    outcomes = []
+    for lib in (gradcore, torch):
+        sampler = lib.utils.data.WeightedRandomSampler(weights, num_samples, replacement=replacement,
+                                                       generator=lib.Generator().manual_seed(0))
+        try:
+            outcomes.append(list(sampler))
+        except RuntimeError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]
 
 
 @pytest.mark.parametrize("lengths", [[3, 7], [0.3, 0.7], [0.5, 0.25, 0.25], [0.33, 0.33, 0.34], [4, 0, 6]])

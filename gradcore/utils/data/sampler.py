@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from ...backend import CPU
 from ...tensor import Tensor
-from ._random import _draw_seed, _fresh_stream, _random_stream, uniform_float64
+from ._random import _draw_seed, _fresh_stream, _random_stream
 
 __all__ = ["BatchSampler", "RandomSampler", "Sampler", "SequentialSampler", "SubsetRandomSampler",
            "WeightedRandomSampler"]
@@ -144,10 +144,8 @@ class SubsetRandomSampler(Sampler[int]):
 class WeightedRandomSampler(Sampler[int]):
     """Samples ``num_samples`` indices in [0, len(weights)) with probabilities proportional to ``weights``.
 
-    With replacement (the default) each draw is one uniform number placed on the normalised cumulative
-    weights, as PyTorch's CPU ``multinomial`` does, so the same seed gives PyTorch's indices. Without
-    replacement the indices are those of the largest ``weight / E`` (E exponential draws), PyTorch's method,
-    but the exponential draws are gradcore's (-log(1 - U)), not PyTorch's numbers.
+    The draw is PyTorch's: ``multinomial(weights, num_samples, replacement, generator=generator)``, so the same
+    seed gives PyTorch's indices, with and without replacement.
     """
 
     def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
@@ -163,31 +161,18 @@ class WeightedRandomSampler(Sampler[int]):
                              f"{tuple(weights_array.shape)}")
         from ... import creation
 
-        self.weights = creation.tensor(weights_array)
+        # On the CPU whatever the default device: the draw uses the CPU generator, as a DataLoader does.
+        self.weights = creation.tensor(weights_array, device="cpu")
         self.num_samples = num_samples
         self.replacement = replacement
         self.generator = generator
 
     def __iter__(self) -> Iterator[int]:
-        weights = self.weights.numpy()
-        xp = CPU.xp
-        if (weights < 0).any() or not xp.isfinite(weights).all():
-            raise RuntimeError("invalid multinomial distribution (encountering probability entry < 0)")
-        total = weights.sum()
-        if total <= 0:
-            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
-        if not self.replacement and self.num_samples > int((weights > 0).sum()):
-            raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
-        stream = _random_stream(self.generator)
-        if self.replacement:
-            cumulative = xp.cumsum(weights) / total
-            draws = uniform_float64(stream, self.num_samples)
-            # The first bin whose cumulative weight is not below the draw: a left binary search.
-            yield from xp.searchsorted(cumulative, draws, side="left").clip(0, len(weights) - 1).tolist()
-            return
-        exponential = -xp.log1p(-uniform_float64(stream, len(weights)))
-        keys = weights / exponential
-        yield from xp.argsort(-keys, kind="stable")[: self.num_samples].tolist()
+        # multinomial checks the weights (negative, NaN, all zero) with PyTorch's messages.
+        from ...ops.sampling import multinomial
+
+        drawn = multinomial(self.weights, self.num_samples, self.replacement, generator=self.generator)
+        yield from drawn.tolist()
 
     def __len__(self) -> int:
         return self.num_samples
