@@ -5,7 +5,10 @@ Run on demand, not in every CI (about half an hour on 2 cores)::
     python benchmarks/mutation.py                      # every mutant; writes benchmarks/results/mutation.md
     python benchmarks/mutation.py --only gemm.cu       # the mutants of one file
     python benchmarks/mutation.py --match "past C"     # the mutants whose description contains a text
-    python benchmarks/mutation.py --list               # the mutants, without running anything
+    python benchmarks/mutation.py --list               # the mutants (and which are stale), running nothing
+    python benchmarks/mutation.py --only gemm.cu --keep --time-limit 300
+        # rerun one source, keeping the other sources' rows of the existing report (column "run" says which
+        # run produced each row), with 300 s per mutant instead of 600
 
 Each mutant replaces one exact piece of text in one source of ``kernels/`` (the script refuses a mutant whose
 text is missing or occurs more than once, so a kernel rewrite shows up as "stale" instead of as a false kill).
@@ -56,55 +59,97 @@ class Mutant:
 
 MUTANTS = [
     # -- gemm.cu ---------------------------------------------------------------------------------------------
-    Mutant("gemm.cu", "dropped barrier", "no barrier between storing the tiles and reading them",
-           "        __syncthreads();\n\n        if (sums_rows && tid < BM) {", "\n        if (sums_rows && tid < BM) {"),
-    Mutant("gemm.cu", "dropped barrier", "no barrier before the next step overwrites the tiles",
-           "        __syncthreads();  // the tiles are overwritten by the next step", ""),
+    Mutant("gemm.cu", "dropped barrier", "no barrier between the prologue's first store and the first multiply",
+           "            store<AW, BW>(0, a_next, b_next);\n        }\n        __syncthreads();",
+           "            store<AW, BW>(0, a_next, b_next);\n        }"),
+    Mutant("gemm.cu", "dropped barrier", "no barrier at the end of a double-buffered step",
+           "read one step ago\n            __syncthreads();", "read one step ago"),
+    Mutant("gemm.cu", "dropped barrier", "no barrier between storing the partial step's tiles and reading them",
+           "            store<AW, BW>(buffer, a_next, b_next);\n            __syncthreads();",
+           "            store<AW, BW>(buffer, a_next, b_next);"),
     Mutant("gemm.cu", "lost accumulation", "the micro-tile keeps only the last product",
-           "acc[i][j] += a_fragment[i] * b_fragment[j];", "acc[i][j] = a_fragment[i] * b_fragment[j];"),
+           "acc[i][j] += a_fragment[i / 4]", "acc[i][j] = a_fragment[i / 4]"),
     Mutant("gemm.cu", "lost accumulation", "the bias-gradient row sum keeps only the last element",
            "row_sum += a_tile[kk][tid];", "row_sum = a_tile[kk][tid];"),
     Mutant("gemm.cu", "short loop", "the inner product skips the last k of each tile",
-           "for (int kk = 0; kk < BK; ++kk) {\n            T a_fragment",
-           "for (int kk = 0; kk < BK - 1; ++kk) {\n            T a_fragment"),
-    Mutant("gemm.cu", "short loop", "the k loop drops its last step",
-           "for (long long k0 = 0; k0 < k_size; k0 += BK)", "for (long long k0 = 0; k0 + BK < k_size; k0 += BK)"),
+           "for (int kk = 0; kk < BK; ++kk) {\n            Vector", "for (int kk = 0; kk < BK - 1; ++kk) {\n            Vector"),
+    Mutant("gemm.cu", "short loop", "the k loop drops its last full step",
+           "for (long long step = 0; step < full_steps; ++step)", "for (long long step = 0; step + 1 < full_steps; ++step)"),
     Mutant("gemm.cu", "short loop", "the row sums skip the last k of each tile",
            "for (int kk = 0; kk < BK; ++kk) row_sum", "for (int kk = 0; kk < BK - 1; ++kk) row_sum"),
-    Mutant("gemm.cu", "short loop", "each thread copies one group too few",
-           "for (int l = 0; l < LOADS / W; ++l) {\n            const long long k",
-           "for (int l = 0; l < LOADS / W - 1; ++l) {\n            const long long k"),
-    Mutant("gemm.cu", "relaxed bound", "the tile copy reads one k past the operand",
-           "if (k < k_size && x < x_size) {", "if (k <= k_size && x < x_size) {"),
-    Mutant("gemm.cu", "relaxed bound", "the tile copy reads one row (A) or column (B) past the operand",
-           "if (k < k_size && x < x_size) {", "if (k < k_size && x <= x_size) {"),
+    Mutant("gemm.cu", "short loop", "each thread loads one group too few",
+           "for (int l = 0; l < LOADS / W; ++l) {\n            const long long offset",
+           "for (int l = 0; l < LOADS / W - 1; ++l) {\n            const long long offset"),
+    Mutant("gemm.cu", "short loop", "each thread stores one group too few into shared memory",
+           "for (int l = 0; l < LOADS / W; ++l) {\n#pragma unroll\n            for (int i = 0; i < W; ++i) flat",
+           "for (int l = 0; l < LOADS / W - 1; ++l) {\n#pragma unroll\n            for (int i = 0; i < W; ++i) flat"),
+    Mutant("gemm.cu", "short loop", "the last 4-row block of an 8 x 8 micro-tile reads no A fragment",
+           "for (int g = 0; g < GROUPS_M; ++g)", "for (int g = 0; g + 1 < GROUPS_M; ++g)"),
+    Mutant("gemm.cu", "relaxed bound", "interior path: a tile one row past C counts as interior",
+           "m0 + BM <= m_size && n0 + BN <= n_size", "m0 + BM <= m_size + 1 && n0 + BN <= n_size"),
+    Mutant("gemm.cu", "relaxed bound", "interior path: a tile one column past C counts as interior",
+           "m0 + BM <= m_size && n0 + BN <= n_size", "m0 + BM <= m_size && n0 + BN <= n_size + 1"),
+    Mutant("gemm.cu", "relaxed bound", "interior path: the partial k-step of A reads one k past the operand",
+           "k0, a_col, k_left, BM);", "k0, a_col, k_left + 1, BM);"),
+    Mutant("gemm.cu", "relaxed bound", "interior path: the partial k-step runs unchecked as a full step",
+           "const long long full_steps = k_size / BK;", "const long long full_steps = (k_size + BK - 1) / BK;"),
+    Mutant("gemm.cu", "relaxed bound", "general path: the tile copy reads one k past the operand",
+           "if (k_first + l * k_step < k_limit &&", "if (k_first + l * k_step <= k_limit &&"),
+    Mutant("gemm.cu", "relaxed bound", "general path: the tile copy reads one row (A) or column (B) past the operand",
+           "x_first + l * x_step < x_limit)", "x_first + l * x_step <= x_limit)"),
+    Mutant("gemm.cu", "relaxed bound", "general path: an edge tile counts one row more inside C",
+           "m_size - m0 < BM ? (int)(m_size - m0) : BM", "m_size - m0 < BM ? (int)(m_size - m0) + 1 : BM"),
+    Mutant("gemm.cu", "relaxed bound", "general path: the partial k-step counts one k more inside the matrix",
+           "return k_size - k0 < BK ? (int)(k_size - k0) : BK;", "return k_size - k0 < BK ? (int)(k_size - k0) + 1 : BK;"),
     Mutant("gemm.cu", "relaxed bound", "the epilogue writes one row past C",
            "if (m < m_size && n < n_size) {", "if (m <= m_size && n < n_size) {"),
     Mutant("gemm.cu", "relaxed bound", "the epilogue writes one column past C",
            "if (m < m_size && n < n_size) {", "if (m < m_size && n <= n_size) {"),
     Mutant("gemm.cu", "relaxed bound", "the row sums write one element past their array",
            "m0 + tid < m_size) row_sums", "m0 + tid <= m_size) row_sums"),
-    Mutant("gemm.cu", "relaxed bound", "the next tile is loaded even after the last step",
-           "if (k0 + BK < k_size) load_tiles(k0 + BK);", "if (k0 + BK <= k_size) load_tiles(k0 + BK);"),
     Mutant("gemm.cu", "flipped sign", "the bias is subtracted",
            "if (bias != nullptr) z += bias[n];", "if (bias != nullptr) z -= bias[n];"),
     Mutant("gemm.cu", "flipped sign", "the products are subtracted",
-           "acc[i][j] += a_fragment[i] * b_fragment[j];", "acc[i][j] -= a_fragment[i] * b_fragment[j];"),
+           "acc[i][j] += a_fragment[i / 4]", "acc[i][j] -= a_fragment[i / 4]"),
     Mutant("gemm.cu", "wrong constant", "no shared-memory padding",
            "constexpr int GEMM_PAD = 4;", "constexpr int GEMM_PAD = 0;"),
     Mutant("gemm.cu", "wrong constant", "vectors twice as wide as the loader assumes",
            "WIDEST = 16 / (int)sizeof(T);", "WIDEST = 32 / (int)sizeof(T);"),
     Mutant("gemm.cu", "wrong constant", "the accumulators start at 1",
            "for (int j = 0; j < TN; ++j) acc[i][j] = T(0);", "for (int j = 0; j < TN; ++j) acc[i][j] = T(1);"),
+    Mutant("gemm.cu", "wrong constant", "the row sums start at 1",
+           "T row_sum = T(0);", "T row_sum = T(1);"),
     Mutant("gemm.cu", "wrong constant", "the prologue is applied to the other operand",
            "const T* a_saved = saved_operand == 0 ? saved : nullptr;",
            "const T* a_saved = saved_operand == 1 ? saved : nullptr;"),
+    Mutant("gemm.cu", "wrong constant", "every full step multiplies buffer 0",
+           "const int buffer = (int)(step & 1);", "const int buffer = (int)(step & 0);"),
+    Mutant("gemm.cu", "wrong constant", "the A fragments are read two rows apart instead of four",
+           "g * (BM / GROUPS_M) + 4 * ty]", "g * (BM / GROUPS_M) + 2 * ty]"),
+    Mutant("gemm.cu", "wrong constant", "interior path: a scalar B is read as vectors",
+           "run<CopyA::VECTOR, 1>(acc, row_sum);", "run<CopyA::VECTOR, CopyB::VECTOR>(acc, row_sum);"),
+    Mutant("gemm.cu", "dropped statement", "the prologue's derivative is not applied",
+           "group.v[i] = activation_gradient(group.v[i], s.v[i], saved_activation, low, high);", ""),
     Mutant("gemm.cu", "dropped statement", "the prologue is skipped on the vector path",
-           "                if (saved != nullptr) {", "                if (saved != nullptr && W == 1) {"),
+           "if (saved != nullptr) {", "if (saved != nullptr && W == 1) {"),
+    Mutant("gemm.cu", "dropped statement", "interior tiles with a prologue take the interior path (no prologue)",
+           "const bool interior = saved == nullptr && row_sums == nullptr &&", "const bool interior = row_sums == nullptr &&"),
+    Mutant("gemm.cu", "dropped statement", "interior tiles with row sums take the interior path (no row sums)",
+           "const bool interior = saved == nullptr && row_sums == nullptr &&", "const bool interior = saved == nullptr &&"),
+    Mutant("gemm.cu", "dropped statement", "the bias is not added",
+           "if (bias != nullptr) z += bias[n];", ""),
+    Mutant("gemm.cu", "dropped statement", "the row sums are not written",
+           "if (block.sums_rows && tid < BM && m0 + tid < m_size) row_sums[m0 + tid] = row_sum;", ""),
+    Mutant("gemm.cu", "dropped statement", "the partial k-step is skipped",
+           "if (full_steps * BK < k_size) {", "if (false) {"),
+    Mutant("gemm.cu", "dropped statement", "the next step's tiles are not loaded",
+           "if (more) load<AW, BW, false>(a_next, b_next, (step + 1) * BK);", ""),
     Mutant("gemm.cu", "dropped statement", "the pre-activation of every batch goes to the first",
            "if (preactivation != nullptr) preactivation += (long long)blockIdx.z * c_batch;", ""),
     Mutant("gemm.cu", "dropped statement", "every batch reads the first batch of A",
            "    a += (long long)blockIdx.z * a_batch;\n", ""),
+    Mutant("gemm.cu", "dropped statement", "every batch reads the first batch of the prologue's saved A",
+           "if (a_saved != nullptr) a_saved += (long long)blockIdx.z * a_batch;", ""),
     # -- elementwise.cu --------------------------------------------------------------------------------------
     Mutant("elementwise.cu", "dropped barrier", "the column-sum tree starts before the partial sums are stored",
            "    partial[ty * blockDim.x + tx] = sum;\n    __syncthreads();", "    partial[ty * blockDim.x + tx] = sum;"),
@@ -161,10 +206,16 @@ MUTANTS = [
 EXPECTED_SURVIVORS = {
     ("gemm.cu", "no shared-memory padding"):
         "equivalent: the padding only moves the rows of the shared tiles to other banks (speed on a GPU); "
-        "every read and write stays inside the unpadded row",
-    ("gemm.cu", "the next tile is loaded even after the last step"):
-        "equivalent: a tile at k0 + BK == K lies wholly past the operand, so the load reads nothing (every "
-        "element fails k < K and is zero) and the loop ends before the registers are stored",
+        "every read and write stays inside the unpadded row, and rows of BM or BN words keep the fragment "
+        "vectors aligned",
+    ("gemm.cu", "interior path: a tile one row past C counts as interior"):
+        "a gap in the tests: no case has M one short of a multiple of BM (the oracle shapes are BM + 12 and "
+        "BM + 13 rows), so the mutated test is never true where the original is false; were it, the interior "
+        "path would read one row past op(A) into a row of C that is never stored, which only a guard page "
+        "shows, and test_no_read_past_the_operands always passes a prologue, so it runs only the general path",
+    ("gemm.cu", "interior path: a tile one column past C counts as interior"):
+        "a gap in the tests, as for the row: no case has N one short of a multiple of BN (BN + 20 and BN + 21 "
+        "columns), and the guarded cases never run the interior path",
 }
 
 
@@ -187,7 +238,14 @@ def copy_tree(destination: Path) -> None:
             shutil.copy2(source, target)
 
 
-def run_mutant(mutant: Mutant, work: Path, python: str) -> tuple:
+def crash_detail(returncode: int) -> str:
+    """Returns what the report says of a test process that ended without a test result."""
+    if returncode < 0:
+        return f"crashed with {signal.Signals(-returncode).name}, no test result"
+    return f"exit status {returncode}, no test result"
+
+
+def run_mutant(mutant: Mutant, work: Path, python: str, time_limit: float = TIME_LIMIT_S) -> tuple:
     """Returns (outcome, seconds, detail): outcome "killed", "survived", "timeout" (counted as killed),
     "build failed" (killed) or "stale" (the mutant's text is not in the source once)."""
     path = work / "kernels" / mutant.source
@@ -203,40 +261,67 @@ def run_mutant(mutant: Mutant, work: Path, python: str) -> tuple:
     process = subprocess.Popen(command, cwd=work, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
     try:
-        output, _ = process.communicate(timeout=TIME_LIMIT_S)
+        output, _ = process.communicate(timeout=time_limit)
         outcome = "survived" if process.returncode == 0 else "killed"
         if "emulation build of" in output and process.returncode:
             outcome = "build failed"
         detail = next((line for line in output.splitlines() if line.startswith("FAILED ")), "")
+        if process.returncode and not detail:  # no test result: a crash (a guard page, the emulation's checks)
+            detail = crash_detail(process.returncode)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        outcome, detail = "timeout", f"no result within {TIME_LIMIT_S} s"
+        outcome, detail = "timeout", f"no result within {time_limit:.0f} s"
     finally:
         path.write_text(original)
         shutil.rmtree(work / ".tmp", ignore_errors=True)
     return outcome, time.monotonic() - start, detail[:200]
 
 
-def report(results: list, seconds: float) -> str:
-    killed = sum(outcome in ("killed", "timeout", "build failed") for _, outcome, _, _ in results)
-    counted = sum(outcome != "stale" for _, outcome, _, _ in results)
+def read_rows(path: Path) -> list:
+    """Returns the rows of an earlier report as (mutant, outcome, seconds, first failing test, run), for the
+    mutants still in MUTANTS. A row is matched by its source, class and description as a whole (a description
+    may contain "|"), and only the cells after them are split. A kept row says what its run found, with the
+    sources of that run: rerun a source after changing it."""
+    rows = []
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        for mutant in MUTANTS:
+            prefix = f"| {mutant.source} | {mutant.kind} | {mutant.what} | "
+            if line.startswith(prefix):
+                cells = [cell.strip() for cell in line[len(prefix):].rstrip(" |").split(" | ")]
+                outcome, took, test = cells[0], float(cells[1]), cells[2] if len(cells) > 2 else ""
+                run = cells[3] if len(cells) > 3 else "an earlier run"
+                rows.append((mutant, outcome, took, "FAILED " + test if test else "", run))
+                break
+    return rows
+
+
+def report(results: list, seconds: float, run: str) -> str:
+    killed = sum(outcome in ("killed", "timeout", "build failed") for _, outcome, _, _, _ in results)
+    counted = sum(outcome != "stale" for _, outcome, _, _, _ in results)
     rate = 100.0 * killed / counted if counted else 0.0
+    this_run = sum(row[4] == run for row in results)
     lines = [
         "# Mutation testing of the CUDA kernels",
         "",
         "Produced by `python benchmarks/mutation.py` (see its docstring): each mutant plants one bug in one source",
         "of `kernels/`, and the kernel tests of that source run on the CPU emulation with `pytest -x`.",
         "",
-        f"**{killed} of {counted} mutants killed ({rate:.1f} %)**, in {seconds / 60:.0f} minutes on this machine.",
+        f"**{killed} of {counted} mutants killed ({rate:.1f} %)**. The column \"run\" says which run produced a row:",
+        f"{this_run} rows come from the run started {run} ({seconds / 60:.0f} minutes on this machine)"
+        + (f"; the other {len(results) - this_run} were kept from an earlier report (`--keep`)."
+           if this_run < len(results) else "."),
         "",
-        "| source | class | mutant | outcome | s | first failing test |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| source | class | mutant | outcome | s | first failing test | run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for mutant, outcome, took, detail in results:
+    for mutant, outcome, took, detail, row_run in results:
         test = detail.removeprefix("FAILED ").split(" - ")[0].replace("|", "\\|")
-        lines.append(f"| {mutant.source} | {mutant.kind} | {mutant.what} | {outcome} | {took:.0f} | {test} |")
-    survivors = [(mutant, outcome) for mutant, outcome, _, _ in results if outcome in ("survived", "stale")]
+        lines.append(f"| {mutant.source} | {mutant.kind} | {mutant.what} | {outcome} | {took:.0f} | {test} "
+                     f"| {row_run} |")
+    survivors = [(mutant, outcome) for mutant, outcome, _, _, _ in results if outcome in ("survived", "stale")]
     lines += ["", "## Survivors", ""]
     if not survivors:
         lines.append("None.")
@@ -252,26 +337,35 @@ def main() -> int:
     parser.add_argument("--match", help="run only the mutants whose description contains this text")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the report")
+    parser.add_argument("--time-limit", type=float, default=TIME_LIMIT_S, help="seconds per mutant (a mutant "
+                        "still running then counts as killed, as a hang)")
+    parser.add_argument("--keep", action="store_true", help="keep the rows of the existing report for the "
+                        "mutants this run leaves out (with --only or --match), so the report covers every source")
     arguments = parser.parse_args()
     mutants = [m for m in MUTANTS if arguments.only in (None, m.source) and (arguments.match or "") in m.what]
     if arguments.list:
         for mutant in mutants:
-            print(f"{mutant.source:16} {mutant.kind:18} {mutant.what}")
+            found = (ROOT / "kernels" / mutant.source).read_text().count(mutant.old)
+            state = "" if found == 1 else f"  [stale: text found {found} times]"
+            print(f"{mutant.source:16} {mutant.kind:18} {mutant.what}{state}")
         return 0
     python = sys.executable
+    run = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    kept = [row for row in read_rows(arguments.output) if row[0] not in mutants] if arguments.keep else []
     results = []
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gradcore-mutation-") as directory:
         work = Path(directory)
         copy_tree(work)
         for number, mutant in enumerate(mutants, start=1):
-            outcome, took, detail = run_mutant(mutant, work, python)
+            outcome, took, detail = run_mutant(mutant, work, python, arguments.time_limit)
             print(f"[{number}/{len(mutants)}] {mutant.source} {mutant.kind}: {mutant.what}: {outcome} ({took:.0f} s)",
                   flush=True)
-            results.append((mutant, outcome, took, detail))
+            results.append((mutant, outcome, took, detail, run))
             # Written after every mutant, so that an interrupted run leaves the results so far.
             arguments.output.parent.mkdir(parents=True, exist_ok=True)
-            arguments.output.write_text(report(results, time.monotonic() - start))
+            rows = sorted(results + kept, key=lambda row: MUTANTS.index(row[0]))
+            arguments.output.write_text(report(rows, time.monotonic() - start, run))
     print(arguments.output.read_text())
     return 0
 
