@@ -9,7 +9,7 @@ from .._capture.trace import scalar_sqrt
 from .._dtypes import float32
 from ..backend import array_module
 from ..ops._util import quiet_float_errors
-from .optimizer import Optimizer, ParamsT, refuse_cuda_graph_capture, written
+from .optimizer import Optimizer, ParamsT, refuse_cuda_graph_capture, written, check_betas_and_basics
 from .sgd import _check_unsupported
 
 __all__ = ["Adam"]
@@ -41,16 +41,7 @@ class Adam(Optimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_betas_and_basics(lr, eps, weight_decay, betas)
         _check_unsupported(foreach, differentiable, fused)
         defaults = {
             "lr": lr,
