@@ -88,10 +88,6 @@ def _grad_set(t, value) -> None:
     _RAW_GRAD.__set__(t, value)
 
 
-def _raw_data(t):
-    return _RAW_DATA.__get__(t, Tensor)
-
-
 class _Capture:
     """One eager call watched by a recorder; ``finish`` turns what it saw into a ``Variant``."""
 
@@ -101,10 +97,12 @@ class _Capture:
         self.input_slots: list[int] = []
         self.input_tensors = input_tensors
         for t in input_tensors:
-            static = _raw_data(t).copy()
+            static = _RAW_DATA.__get__(t, Tensor).copy()
             traced_view = self.recorder.traced(static, "input")
             self.inputs[id(t)] = traced_view
             self.input_slots.append(traced_view._gc_slot)
+        # The arrays the input tensors held when the call began: the static copy stands in for those only.
+        self.input_arrays = {id(t): _RAW_DATA.__get__(t, Tensor) for t in input_tensors}
         self.identity_tensors = identity_tensors
         self.externals: dict = {}  # id(tensor) -> (tensor, array, version at first use)
         self.created: dict = {}  # id(tensor) -> weakref of tensors made during the call
@@ -127,7 +125,7 @@ class _Capture:
             self.recorder.unsupported = self.recorder.unsupported or _untraceable(array)
             return array
         traced_input = self.inputs.get(id(t))
-        if traced_input is not None and array is self.input_tensors_arrays.get(id(t)):
+        if traced_input is not None and array is self.input_arrays.get(id(t)):
             return traced_input
         recorder = self.recorder
         index = recorder.slot_of_plain(array)
@@ -367,6 +365,7 @@ class Variant:
         self.written_inputs: list = []  # input positions the program writes into (copied back)
         self.output_spec = None
         self.number_registers: list = []
+        self.forward_instructions: int | None = None  # where the captured backward begins, if there is one
         self.forward_steps = 0
         self.backward_inputs: list = []  # slots for the output gradients (compiled backward)
         self.backward_outputs: list = []  # slots (or None) of the boundary tensors' gradients
@@ -541,7 +540,6 @@ class CompiledCallable:
     def _capture(self, signature: _Signature, args: tuple, kwargs: dict):
         with _capture_lock:
             capture = _Capture(signature.tensors, signature.identity)
-            capture.input_tensors_arrays = {id(t): _raw_data(t) for t in signature.tensors}
             start_sequence = _function._next_sequence_nr()
             with _Hooks(capture):
                 numbers = [capture.recorder.new_register(n, f"arg{i}") for i, n in enumerate(signature.numbers)]
@@ -582,7 +580,6 @@ class CompiledCallable:
 
         spec = describe(result)
         variant.output_slots = [_RAW_DATA.__get__(t, Tensor)._gc_slot for t in tensors]
-        variant.output_tensors = tensors
         differentiable = [t._requires_grad and t._grad_fn is not None
                           and getattr(t._grad_fn, "sequence_nr", -1) >= start_sequence for t in tensors]
         variant.output_differentiable = differentiable
@@ -630,8 +627,6 @@ class CompiledCallable:
         variant.optimizers = list(capture.optimizers.values())
         variant.modules = list(capture.modules.values())
         variant.globals = _global_guards(self._fn)
-        if backward == "freed":
-            variant.freed_outputs = True
         variant.backward = backward
         # Tensors made during the call that are still alive hold what persists (optimizer state): their arrays are
         # kept from one replay to the next instead of being reset to their first value.
@@ -663,8 +658,8 @@ class CompiledCallable:
         dynamic_registers = set(variant.number_registers)
         program = Program(recorder, input_slots, dynamic_registers, shared)
         variant.program = program
-        variant.forward_steps = sum(1 for p in program.live if p < getattr(variant, "forward_instructions",
-                                                                             len(program.instructions)))
+        end = variant.forward_instructions if variant.forward_instructions is not None else len(program.instructions)
+        variant.forward_steps = sum(1 for p in program.live if p < end)
         variant.input_arrays = [program.arrays[i] for i in capture.input_slots]
         written = {i for i, s in enumerate(recorder.slots) if s.written}
         variant.written_inputs = [k for k, i in enumerate(capture.input_slots) if i in written]

@@ -643,18 +643,13 @@ def recorded(function: Callable, name: str) -> Callable:
     """Wraps a function of arrays so that, during a capture, a call with traced arrays is one recorded operation."""
     def call(*args, **kwargs):
         if _recorder is None or _recorder.paused or not any(isinstance(a, _TracedMixin)
-                                                             for a in _arrays_and_traced(args, kwargs)):
+                                                             for a in (*args, *kwargs.values())):
             return function(*args, **kwargs)
         return _dispatch(function, args, kwargs, name=name)
 
     call.__name__ = name
     call.__wrapped__ = function
     return call
-
-
-def _arrays_and_traced(args, kwargs):
-    for value in list(args) + list(kwargs.values()):
-        yield value
 
 
 def activate(recorder: "Recorder | None") -> "Recorder | None":
