@@ -128,6 +128,11 @@ DEFAULT_CROSSOVER_TESTS = {
 }
 
 
+def _device_independent(item) -> bool:
+    marker = item.get_closest_marker("device_independent")
+    return marker is not None and (not marker.args or bool(marker.args[0]))
+
+
 def _kernel_emulation_reason(item, crossover: str) -> str | None:
     name = getattr(item, "originalname", item.name)
     if name in FAKE_CUDA_ONLY_TESTS:
@@ -146,6 +151,9 @@ def _cpu_only_reason(item) -> str | None:
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "cpu_only: asserts facts of CPU tensors; skipped under --device")
+    config.addinivalue_line("markers", "device_independent: does the same whatever --device says (builds, "
+                                       "subprocesses); runs in the session without --device only. "
+                                       "device_independent(False) on a test takes its module's mark back")
     device = config.getoption("--device")
     crossover = config.getoption("--gemm-crossover")
     if crossover != "default" and device not in ("cuda", "fake-cuda-kernels"):
@@ -214,6 +222,9 @@ def pytest_collection_modifyitems(config, items) -> None:
         reason = _cpu_only_reason(item)
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=f"CPU-only under --device {device}: {reason}"))
+        elif _device_independent(item):
+            item.add_marker(pytest.mark.skip(reason="device-independent (builds, subprocesses): runs in the "
+                                                    "session without --device"))
         elif device in FAKE_DEVICES and (item.path.name == "test_cuda_gpu.py"
                                         or getattr(item, "originalname", "") == "test_examples_on_cuda"):
             item.add_marker(pytest.mark.skip(reason="needs a real GPU and CuPy, not the test double"))

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# Builds and subprocesses that --device does not reach: the session without --device runs them.
+pytestmark = pytest.mark.device_independent
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = REPO_ROOT / "benchmarks"
 TIMEOUT_S = 300  # quick runs take seconds; the limit only stops a hung run from stalling the suite

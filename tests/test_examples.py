@@ -18,6 +18,9 @@ import pytest
 
 import gradcore
 
+# Builds and subprocesses that --device does not reach: the session without --device runs them.
+pytestmark = pytest.mark.device_independent
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 # Quick runs take seconds; the limit only stops a hung example from stalling the suite.
@@ -192,6 +195,7 @@ def test_devices_cuda_without_gpu_explains(tmp_path: Path) -> None:
 
 # -- every example on a GPU ----------------------------------------------------------------------------------
 @needs_cuda
+@pytest.mark.device_independent(False)  # runs the examples with --device cuda
 @pytest.mark.parametrize(
     "script",
     [

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# Builds and subprocesses that --device does not reach: the session without --device runs them.
+pytestmark = pytest.mark.device_independent
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -14,6 +14,9 @@ import pytest
 
 from gradcore.backend import kernels
 
+# Builds and subprocesses that --device does not reach: the session without --device runs them.
+pytestmark = pytest.mark.device_independent
+
 FAMILIES = list(kernels.FAMILY_SOURCES)
 # No kernel spills (benchmarks/gemm_static.py --check, run by CI, fails on the same condition): a spill in the
 # GEMM's k-loop costs a local-memory round trip per step.

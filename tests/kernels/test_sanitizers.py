@@ -10,12 +10,9 @@ import kernel_sanitizers
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _once_per_ci_run(pytestconfig):
-    """The sanitized builds do not depend on --device: they run in the plain (CPU) session only, not again in
-    CI's --device fake-cuda-kernels sessions."""
-    if pytestconfig.getoption("--device") != "cpu":
-        pytest.skip("device-independent; runs in the session without --device")
+# The sanitized builds do not depend on --device: they run in the plain (CPU) session only, not again in CI's
+# --device fake-cuda-kernels sessions.
+pytestmark = pytest.mark.device_independent
 
 
 def _missing(reason: str):
