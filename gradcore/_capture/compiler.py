@@ -806,7 +806,8 @@ def _equal(a, b) -> bool:
 
 def _untraceable(array) -> str:
     return (f"arrays of {type(array).__module__.split('.')[0]} cannot be captured yet: captures follow numpy "
-            "arrays (and numpy-backed device arrays); a CUDA-graph replay of CuPy arrays is future work")
+            "arrays (and numpy-backed device arrays), whose operators reach the recorder through "
+            "__array_ufunc__; CuPy's operators call its own kernels directly and would escape it")
 
 
 def _graph_freed(nodes: list, start_sequence: int) -> bool:
