@@ -17,8 +17,9 @@ launches captured into one CUDA graph, where the array module supports stream ca
     ReLU MLP (cross-entropy, batch 256 and 4096): written directly on our kernels, through gradcore's API on
     CUDA, and in PyTorch CUDA eager when PyTorch sees a GPU. Target: no slower than PyTorch.
 (e) The seed MLP's SGD step through gradcore's API replayed as one CUDA graph: captured by hand
-    (``gradcore.cuda.graph``) and, where it replays as graphs on this array module, through ``gradcore.compile``,
-    vs the same step in PyTorch CUDA eager. Target: at most 0.5x PyTorch eager's time per step.
+    (``gradcore.cuda.graph``) and, where it replays as graphs on this array module, through
+    ``gradcore.compile``, vs the same step in PyTorch CUDA eager. Target: at most 0.5x PyTorch eager's time
+    per step.
 
 Every result is checked against the unfused path (or float64, or PyTorch) before it is timed; a failed check
 prints FAIL and skips that figure's timing. The device, driver, CUDA runtime, CuPy, NVRTC and PyTorch versions
@@ -520,7 +521,7 @@ def figure_training(args, kernels, cupy) -> None:
 
 
 def figure_graph(args, kernels, cupy) -> None:
-    """(e) The first training configuration (the seed MLP) through gradcore's API, replayed as a CUDA graph."""
+    """(e) The first training configuration (the seed MLP) through gradcore's API, as a CUDA graph."""
     import warnings
 
     import numpy as np
@@ -529,14 +530,15 @@ def figure_graph(args, kernels, cupy) -> None:
 
     torch, torch_device = pytorch_for_comparison()
     title, batch, sizes, classify, act = args.sizes["training"][0]
-    say("\n(e) the seed MLP step replayed as one CUDA graph, float32, ms per step (SGD); ratio = our time / PyTorch "
-        "eager's (target <= 0.5)")
+    say("\n(e) the seed MLP step replayed as one CUDA graph, float32, ms per step (SGD); "
+        "ratio = our time / PyTorch eager's (target <= 0.5)")
     lr = 1e-6
     rng = np.random.default_rng(3)
     x_host = rng.standard_normal((batch, sizes[0])).astype(np.float32)
     target_host = (rng.integers(0, sizes[-1], batch) if classify
                    else rng.standard_normal((batch, sizes[-1])).astype(np.float32))
-    weights = [(rng.standard_normal((o, i)) / i ** 0.5).astype(np.float32) for i, o in itertools.pairwise(sizes)]
+    weights = [(rng.standard_normal((o, i)) / i ** 0.5).astype(np.float32)
+               for i, o in itertools.pairwise(sizes)]
     biases = [rng.standard_normal(o).astype(np.float32) * 0.1 if classify else None for o in sizes[1:]]
     gx, gt = gradcore.tensor(x_host, device="cuda"), gradcore.tensor(target_host, device="cuda")
 
@@ -595,7 +597,8 @@ def figure_graph(args, kernels, cupy) -> None:
         t_params = [(torch.tensor(w, device=torch_device, requires_grad=True),
                      None if b is None else torch.tensor(b, device=torch_device, requires_grad=True))
                     for w, b in zip(weights, biases)]
-        steps["PyTorch eager"] = functools.partial(_framework_step, torch, tx, tt, t_params, act, classify, lr)
+        steps["PyTorch eager"] = functools.partial(_framework_step, torch, tx, tt, t_params, act, classify,
+                                                   lr)
         losses["PyTorch eager"] = float(steps["PyTorch eager"]().item())
     first = losses["gradcore eager"]
     bad = {name: loss for name, loss in losses.items() if not abs(loss - first) <= 1e-4 * max(abs(first), 1)}

@@ -689,7 +689,8 @@ class CompiledCallable:
         for register, value in zip(variant.number_registers, signature.numbers):
             registers[register] = value
         variant.generation += 1
-        cuda_graph.run_part(variant, "forward" if variant.backward == "compiled" else "all", variant.graph_stats)
+        part = "forward" if variant.backward == "compiled" else "all"
+        cuda_graph.run_part(variant, part, variant.graph_stats)
         for k in variant.written_inputs:
             np.copyto(_RAW_DATA.__get__(signature.tensors[k], Tensor), variant.input_arrays[k])
         for t, value in variant.grad_final:

@@ -3,8 +3,8 @@
 A program whose arrays all live on one CUDA device is replayed by graph launches instead of one launch per
 operation from Python. On its first replay each stretch of device steps is captured by CuPy stream capture
 (``Stream.begin_capture`` / ``end_capture`` on a side stream, in relaxed mode, with a memory pool of its own
-that the graph keeps) and then launched with ``Graph.launch`` on the current stream; later replays only launch.
-A capture records the launches without running them, so a step never runs twice.
+that the graph keeps) and then launched with ``Graph.launch`` on the current stream; later replays only
+launch. A capture records the launches without running them, so a step never runs twice.
 
 The graphs read their inputs from the program's own input buffers (the call's tensors are copied into them
 first, as ``torch.cuda.make_graphed_callables`` does with its static inputs) and write into the program's
@@ -14,11 +14,13 @@ program lives.
 Host steps cannot be in a graph: guards checked during the replay, values read from arrays (``.item()``),
 arithmetic on such values and array steps that take a Python number that changes between calls (a scalar
 argument, a value read during the replay), and steps on host (numpy) arrays, such as a step count kept on the
-CPU. They run from Python, between graphs: a program is split into
-graph segments at its host steps (one graph when it has none), and each replay launches every segment once.
+CPU. They run from Python, between graphs: a program is split into graph segments at its host steps (one graph
+when it has none), and each replay launches every segment once. An SGD training step is one graph; Adam, which
+keeps its step count on the host and computes its bias correction there, makes a few segments per parameter.
 
-Where capture is not possible (arrays on several CUDA devices, or CuPy refusing an operation during
-the capture) the program is replayed step by step, and ``reason`` says why.
+Where capture is not possible (arrays on several CUDA devices, or CuPy refusing an operation during the
+capture) the program is replayed step by step, and ``reason`` (the compiled function's
+``cuda_graph_stats["fallback"]``) says why.
 """
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ def cp(fake_cuda):
     with contextlib.ExitStack() as stack:
         if compiler is not None:
             libraries, _ = kernel_emulation.build_once(compiler)
-            launcher = kernel_emulation.CountingLauncher(
-                kernel_emulation.EmulatedLauncher(libraries, multiprocessors=2, record_launches=False), fake_cuda)
+            emulated = kernel_emulation.EmulatedLauncher(libraries, multiprocessors=2, record_launches=False)
+            launcher = kernel_emulation.CountingLauncher(emulated, fake_cuda)
             stack.enter_context(kernels.use_launcher_for(fake_cuda.ndarray, launcher))
         yield fake_cuda
 
@@ -72,8 +72,8 @@ def training_run(optimizer_name: str, compiled: bool, batches: list, device: str
 
 def make_batches(count: int, rows: int = 5, seed: int = 1) -> list:
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((rows, 8)).astype(np.float32), rng.standard_normal((rows, 4)).astype(np.float32))
-            for _ in range(count)]
+    return [(rng.standard_normal((rows, 8)).astype(np.float32),
+             rng.standard_normal((rows, 4)).astype(np.float32)) for _ in range(count)]
 
 
 @pytest.mark.parametrize("optimizer_name", ["SGD", "Adam"])

@@ -10,22 +10,22 @@ devices or calls numpy on device memory where CuPy would fail fails here too.
 Streams and CUDA graphs: ``cuda.Stream`` (``with stream:`` makes it current) can ``begin_capture()``; while
 the current stream captures, every device operation is recorded and, as on a GPU, not run: ufuncs (``out=``
 included), module functions, methods that compute (``astype``, ``copy``, reductions, ``@`` ...),
-``__setitem__`` and the kernel launches that the emulated launcher hands to ``launch_on_current_stream``.
-To know a result's shape and dtype the double does compute it during the capture, then puts back every array
-the operation was given (so nothing it wrote stays written) and fills the fresh result with garbage (NaN,
-all-ones bits), the uninitialized memory of a GPU; a kernel launch is only recorded. ``end_capture()``
-returns a ``cuda.graph.Graph`` whose ``launch()`` runs the recorded operations in order on the same arrays: an
-operation that wrote into an array writes into it, and one whose result was a fresh array writes its new
-result into that same array (the static addresses of a CUDA graph). Views need no recording (they are the
-same memory), nor does ``empty`` (it writes nothing). ``counters`` counts what ran: ``"operations"`` (device
-operations run one by one, kernel launches included), ``"kernel_launches"`` (of those, launches through
-``launch_on_current_stream``) and ``"graph_launches"``; what a graph launch runs is not counted again. What CUDA forbids during capture
-raises ``cuda.runtime.CUDARuntimeError`` as on a GPU and invalidates the capture (``end_capture`` then raises
-``cudaErrorStreamCaptureInvalidated``): synchronizing, reading device values on the host (``get``,
-``asnumpy``, ``float``/``int``/``bool``, ``item``, ``tolist``), copying host data to the device (``asarray``
-of numpy arrays, lists or Python numbers, host index arrays, host values assigned with ``__setitem__``: CUDA
-refuses a copy from pageable memory, and one from CuPy's pinned staging buffer would be replayed from a buffer
-reused since), and work on the legacy default stream while a capture runs
+``__setitem__`` and the kernel launches that the emulated launcher hands to ``launch_on_current_stream``. To
+know a result's shape and dtype the double does compute it during the capture, then puts back every array the
+operation was given (so nothing it wrote stays written) and fills the fresh result with garbage (NaN, all-ones
+bits), the uninitialized memory of a GPU; a kernel launch is only recorded. ``end_capture()`` returns a
+``cuda.graph.Graph`` whose ``launch()`` runs the recorded operations in order on the same arrays: an operation
+that wrote into an array writes into it, and one whose result was a fresh array writes its new result into
+that same array (the static addresses of a CUDA graph). Views need no recording (they are the same memory),
+nor does ``empty`` (it writes nothing). ``counters`` counts what ran: ``"operations"`` (device operations run
+one by one, kernel launches included), ``"kernel_launches"`` (of those, launches through
+``launch_on_current_stream``) and ``"graph_launches"``; what a graph launch runs is not counted again. What
+CUDA forbids during capture raises ``cuda.runtime.CUDARuntimeError`` as on a GPU and invalidates the capture
+(``end_capture`` then raises ``cudaErrorStreamCaptureInvalidated``): synchronizing, reading device values on
+the host (``get``, ``asnumpy``, ``float``/``int``/``bool``, ``item``, ``tolist``), copying host data to the
+device (``asarray`` of numpy arrays, lists or Python numbers, host index arrays, host values assigned with
+``__setitem__``: CUDA refuses a copy from pageable memory, and one from CuPy's pinned staging buffer would be
+replayed from a buffer reused since), and work on the legacy default stream while a capture runs
 (``cudaErrorStreamCaptureImplicit``).
 
 What it cannot check (a GPU run, ``pytest --device cuda``, does): CuPy's own kernels, numerics, dtype rules;

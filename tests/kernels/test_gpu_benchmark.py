@@ -86,8 +86,8 @@ def test_every_figure_runs_and_passes_its_checks(gpu, kernels_on_fake_cuda, tmp_
     for title, *_ in gpu.SIZES["tiny"]["training"]:
         entry = gpu.RESULTS[f"train_{title}"]
         assert set(entry["ms"]) == set(entry["first_losses"]) == {"our kernels", "gradcore API"}
-    # Figure (e): the seed MLP step as one CUDA graph by hand, and through gradcore.compile, which on the double
-    # replays as CUDA graphs too.
+    # Figure (e): the seed MLP step as one CUDA graph by hand, and through gradcore.compile, which on the
+    # double replays as CUDA graphs too.
     entry = gpu.RESULTS[f"graph_{gpu.SIZES['tiny']['training'][0][0]}"]
     assert set(entry["ms"]) == {"CUDA graph", "gradcore.compile"}
     assert set(entry["first_losses"]) == {"gradcore eager", "CUDA graph", "gradcore.compile"}
