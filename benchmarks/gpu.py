@@ -16,6 +16,10 @@ launches captured into one CUDA graph, where the array module supports stream ca
 (d) Training steps: the seed MLP (64x1000 -> 100 -> 10, clamp(min=0), sum of squares) and a 784-1024-1024-10
     ReLU MLP (cross-entropy, batch 256 and 4096): written directly on our kernels, through gradcore's API on
     CUDA, and in PyTorch CUDA eager when PyTorch sees a GPU. Target: no slower than PyTorch.
+(e) The seed MLP's SGD step through gradcore's API replayed as one CUDA graph: captured by hand
+    (``gradcore.cuda.graph``) and, where it replays as graphs on this array module, through
+    ``gradcore.compile``, vs the same step in PyTorch CUDA eager. Target: at most 0.5x PyTorch eager's time
+    per step.
 
 Every result is checked against the unfused path (or float64, or PyTorch) before it is timed; a failed check
 prints FAIL and skips that figure's timing. The device, driver, CUDA runtime, CuPy, NVRTC and PyTorch versions
@@ -52,7 +56,8 @@ LOG: list = []
 RESULTS: dict = {}
 LAUNCHES = [20]  # back-to-back launches per timed repetition (--launches), set by main
 CROSSOVER_FILE = Path(__file__).resolve().parents[1] / "gradcore" / "backend" / "gemm_crossover.json"
-FIGURES = ("a", "b", "c", "d")  # (a) GEMM, (b) fused Linear, (c) bandwidth, (d) training steps
+FIGURES = ("a", "b", "c", "d", "e")  # (a) GEMM, (b) fused Linear, (c) bandwidth, (d) training steps,
+#                                      (e) the seed MLP step as a CUDA graph
 
 # The problem sizes of each figure, per size set: "full" (the default), "quick" (--quick) and "tiny" (--tiny).
 #   gemm, linear: (M, K, N) products, i.e. (batch, in, out) for a Linear layer;
@@ -100,7 +105,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true",
                         help="tiny shapes (SIZES['tiny']): a dry run of every code path, timings meaningless")
     parser.add_argument("--only", default=",".join(FIGURES),
-                        help="comma-separated figures to run (default: a,b,c,d)")
+                        help="comma-separated figures to run (default: a,b,c,d,e)")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for the raw log and JSON ($OUT)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per figure")
     parser.add_argument("--launches", type=int, default=None,
@@ -112,7 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.only = [key.strip() for key in args.only.split(",") if key.strip()]
     unknown = [key for key in args.only if key not in FIGURES]
     if unknown or not args.only:  # before any GPU time is spent
-        parser.error(f"--only: figures are a, b, c and d, got {','.join(unknown) or 'none'}")
+        parser.error(f"--only: figures are a, b, c, d and e, got {','.join(unknown) or 'none'}")
     args.sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
     if args.launches is None:
         args.launches = 1 if args.tiny else 20
@@ -515,6 +520,105 @@ def figure_training(args, kernels, cupy) -> None:
         say("  (PyTorch with CUDA is not available here: no PyTorch column)")
 
 
+def figure_graph(args, kernels, cupy) -> None:
+    """(e) The first training configuration (the seed MLP) through gradcore's API, as a CUDA graph."""
+    import warnings
+
+    import numpy as np
+
+    import gradcore
+
+    torch, torch_device = pytorch_for_comparison()
+    title, batch, sizes, classify, act = args.sizes["training"][0]
+    say("\n(e) the seed MLP step replayed as one CUDA graph, float32, ms per step (SGD); "
+        "ratio = our time / PyTorch eager's (target <= 0.5)")
+    lr = 1e-6
+    rng = np.random.default_rng(3)
+    x_host = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    target_host = (rng.integers(0, sizes[-1], batch) if classify
+                   else rng.standard_normal((batch, sizes[-1])).astype(np.float32))
+    weights = [(rng.standard_normal((o, i)) / i ** 0.5).astype(np.float32)
+               for i, o in itertools.pairwise(sizes)]
+    biases = [rng.standard_normal(o).astype(np.float32) * 0.1 if classify else None for o in sizes[1:]]
+    gx, gt = gradcore.tensor(x_host, device="cuda"), gradcore.tensor(target_host, device="cuda")
+
+    def gradcore_params():
+        return [(gradcore.tensor(w, device="cuda", requires_grad=True),
+                 None if b is None else gradcore.tensor(b, device="cuda", requires_grad=True))
+                for w, b in zip(weights, biases)]
+
+    losses = {"gradcore eager": float(_framework_step(gradcore, gx, gt, gradcore_params(), act, classify,
+                                                      lr).item())}
+    steps = {}
+
+    # By hand, as PyTorch's whole-network capture: warm up on a side stream, put the first weights back (in
+    # place: the graph keeps the addresses), capture, replay.
+    params = gradcore_params()
+    step = functools.partial(_framework_step, gradcore, gx, gt, params, act, classify, lr)
+    side = gradcore.cuda.Stream()
+    side.wait_stream(gradcore.cuda.current_stream())
+    with gradcore.cuda.stream(side):
+        for _ in range(3):
+            step()
+    gradcore.cuda.current_stream().wait_stream(side)
+    with gradcore.no_grad():
+        for (w, b), (w0, b0) in zip(params, gradcore_params()):
+            w.copy_(w0)
+            if b is not None:
+                b.copy_(b0)
+    graph = gradcore.cuda.CUDAGraph()
+    with gradcore.cuda.graph(graph):
+        static_loss = step()
+    graph.replay()
+    losses["CUDA graph"] = float(static_loss.item())
+    steps["CUDA graph"] = graph.replay
+
+    # gradcore.compile: its replays are CUDA graphs where the array module's arrays can be captured.
+    compiled_params = gradcore_params()
+
+    def compiled_step(x, target):
+        return _framework_step(gradcore, x, target, compiled_params, act, classify, lr)
+
+    compiled = gradcore.compile(compiled_step)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        losses["gradcore.compile"] = float(compiled(gx, gt).item())
+        for _ in range(4):  # two captures, then the replay that captures the graph
+            compiled(gx, gt)
+    if compiled.cuda_graph_stats["launches"]:
+        steps["gradcore.compile"] = functools.partial(compiled, gx, gt)
+    else:
+        why = (compiled.cuda_graph_stats["fallback"] or "; ".join(str(w.message) for w in caught)
+               or "it did not replay")
+        say(f"  (gradcore.compile does not replay as CUDA graphs here: {why})")
+
+    if torch_device is not None:
+        tx, tt = torch.tensor(x_host, device=torch_device), torch.tensor(target_host, device=torch_device)
+        t_params = [(torch.tensor(w, device=torch_device, requires_grad=True),
+                     None if b is None else torch.tensor(b, device=torch_device, requires_grad=True))
+                    for w, b in zip(weights, biases)]
+        steps["PyTorch eager"] = functools.partial(_framework_step, torch, tx, tt, t_params, act, classify,
+                                                   lr)
+        losses["PyTorch eager"] = float(steps["PyTorch eager"]().item())
+    first = losses["gradcore eager"]
+    bad = {name: loss for name, loss in losses.items() if not abs(loss - first) <= 1e-4 * max(abs(first), 1)}
+    if bad:
+        say(f"FAIL {title} as a CUDA graph: first-step losses differ: {losses}; not timed")
+        RESULTS.setdefault("failures", []).append(f"graph {title}")
+        return
+    repeats = args.repeats or 30
+    times = {name: time_gpu(fn, repeats) for name, fn in steps.items()}
+    line = f"  {title:34} " + "  ".join(f"{name} {t:.3f}" for name, t in times.items())
+    ratios = {}
+    if "PyTorch eager" in times:
+        ratios = {name: t / times["PyTorch eager"] for name, t in times.items() if name != "PyTorch eager"}
+        line += "  | ratio " + "  ".join(f"{name} {r:.2f}" for name, r in ratios.items())
+    say(line)
+    record(f"graph_{title}", ms=times, first_losses=losses, ratio_to_pytorch=ratios)
+    if torch_device is None:
+        say("  (PyTorch with CUDA is not available here: no PyTorch column)")
+
+
 def environment(cupy) -> None:
     import numpy as np
 
@@ -575,7 +679,8 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001  (the figures are still worth running)
         say(f"FAIL environment: {type(exc).__name__}: {exc}")
         RESULTS.setdefault("failures", []).append("environment")
-    figures = {"a": figure_gemm, "b": figure_fused_linear, "c": figure_bandwidth, "d": figure_training}
+    figures = {"a": figure_gemm, "b": figure_fused_linear, "c": figure_bandwidth, "d": figure_training,
+               "e": figure_graph}
     started = time.perf_counter()
     for key in args.only:
         if args.out:  # before every figure, so that a run stopped by a time limit keeps what it measured

@@ -16,6 +16,13 @@ Later calls whose guards hold replay the program (``program.py``): a flat list o
 buffers of the capture, with no tensors, nodes or engine. A call whose guards fail is captured again as another
 variant; past ``cache_size_limit`` variants the function runs eagerly, with one warning.
 
+On a CUDA device the replay is made of CUDA graphs (``cuda_graph.py``): the call's tensors are copied into the
+program's static input buffers, the graphs captured on the first replay are launched, and the results are read
+from the program's buffers. Host steps (guards checked during the replay, ``.item()`` values and what is
+computed from them) run from Python between graph segments, so a program without them is one graph.
+``cuda_graph_stats`` counts the graphs and their launches, and says why replays run step by step where a
+capture is not possible.
+
 What runs only while capturing: Python side effects (printing, appending to lists, changing attributes), hooks
 on tensors made inside the function, and anything that does not act on arrays. Random sampling and a few
 other operations cannot be replayed: calls that use them run eagerly, with one warning naming the reason.
@@ -37,7 +44,7 @@ from ..autograd.grad_mode import state as _grad_state
 from ..backend import backend_of
 from ..backend import cpu as _cpu_backend
 from ..tensor import Tensor, make_tensor
-from . import trace
+from . import cuda_graph, trace
 from .program import GuardFailed, Program
 from .trace import Recorder, SymbolicScalar, UnsupportedInCapture
 
@@ -372,6 +379,8 @@ class Variant:
         self.boundary: list = []
         self.generation = 0
         self.verified = False  # replays only after a second capture agreed (CompiledCallable._verify)
+        self.cuda_graphs: dict = {}  # part of the program -> its cuda_graph.StepRunner, made on first replay
+        self.graph_stats: dict = {}
 
     def holds(self, signature: _Signature) -> bool:
         """Whether this variant's guards hold for a call (all but those the replay checks as it goes)."""
@@ -434,8 +443,7 @@ class _CompiledBackward(_function.Function):
                 target[...] = 0
             else:
                 np.copyto(target, grad._data)
-        for step in program.steps[variant.forward_steps:]:
-            step()
+        cuda_graph.run_part(variant, "backward", variant.graph_stats)
         return (None,) + tuple(None if s is None else make_tensor(program.arrays[s].copy())
                                for s in variant.backward_outputs)
 
@@ -458,6 +466,8 @@ class CompiledCallable:
         functools.update_wrapper(self, fn, updated=()) if callable(fn) and hasattr(fn, "__name__") else None
         #: The number of calls that replayed, captured and ran eagerly, for looking inside.
         self.stats = {"replays": 0, "captures": 0, "eager": 0}
+        #: On a CUDA device: CUDA graphs captured, graph launches, and why replays run step by step (or None).
+        self.cuda_graph_stats = {"graphs": 0, "launches": 0, "fallback": None}
 
     # -- calling ---------------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -658,6 +668,7 @@ class CompiledCallable:
         dynamic_registers = set(variant.number_registers)
         program = Program(recorder, input_slots, dynamic_registers, shared)
         variant.program = program
+        variant.graph_stats = self.cuda_graph_stats
         end = variant.forward_instructions if variant.forward_instructions is not None else len(program.instructions)
         variant.forward_steps = sum(1 for p in program.live if p < end)
         variant.input_arrays = [program.arrays[i] for i in capture.input_slots]
@@ -678,15 +689,8 @@ class CompiledCallable:
         for register, value in zip(variant.number_registers, signature.numbers):
             registers[register] = value
         variant.generation += 1
-        for array, initial in program.resets:
-            np.copyto(array, initial)
-        steps = program.steps
-        if variant.backward == "compiled":
-            for step in steps[:variant.forward_steps]:
-                step()
-        else:
-            for step in steps:
-                step()
+        part = "forward" if variant.backward == "compiled" else "all"
+        cuda_graph.run_part(variant, part, variant.graph_stats)
         for k in variant.written_inputs:
             np.copyto(_RAW_DATA.__get__(signature.tensors[k], Tensor), variant.input_arrays[k])
         for t, value in variant.grad_final:
@@ -803,7 +807,8 @@ def _equal(a, b) -> bool:
 
 def _untraceable(array) -> str:
     return (f"arrays of {type(array).__module__.split('.')[0]} cannot be captured yet: captures follow numpy "
-            "arrays (and numpy-backed device arrays); a CUDA-graph replay of CuPy arrays is future work")
+            "arrays (and numpy-backed device arrays), whose operators reach the recorder through "
+            "__array_ufunc__; CuPy's operators call its own kernels directly and would escape it")
 
 
 def _graph_freed(nodes: list, start_sequence: int) -> bool:

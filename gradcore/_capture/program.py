@@ -148,6 +148,19 @@ class Program:
             return ins.register in self.dynamic_registers
         return any(o in self.dynamic for o in ins.outputs)
 
+    def host_steps(self) -> list[bool]:
+        """For each step, whether it must run from Python (outside a CUDA graph): guards, scalar reads and
+        arithmetic, array steps that take a Python number a replay may change, and those that touch host
+        (numpy) arrays."""
+        return [self._on_host(self.instructions[p]) for p in self.live]
+
+    def _on_host(self, ins: Instruction) -> bool:
+        if ins.kind != "array":
+            return True
+        operands = (ins.args, ins.kwargs)
+        return (any(r in self.dynamic_registers for r in _scalar_refs(operands))
+                or any(type(self.arrays[i]) is np.ndarray for i in (*_refs(operands), *ins.outputs)))
+
     # -- steps -----------------------------------------------------------------------------------------
     def _step(self, position: int, ins: Instruction) -> Callable:
         arrays, registers = self.arrays, self.registers

@@ -2,13 +2,14 @@
 ``make_graphed_callables``, over CuPy's stream capture (``Stream.begin_capture`` / ``end_capture`` and
 ``Graph.launch``).
 
-A capture records the kernels that a block queues on the capturing stream; ``replay()`` launches them again,
-as one graph, on the same memory. So a captured block reads its inputs from, and writes its results to, the
-arrays it used during the capture (the *static* inputs and outputs): new data is copied into the static inputs
-before a replay, and results are read from the static outputs after it. Nothing in Python runs at a replay:
-Python side effects, host reads (``.item()``, ``bool(t)``, ``.cpu()``), synchronizations and host-to-device
-copies inside the block are errors during the capture (CuPy raises ``CUDARuntimeError``), and Python control
-flow is frozen as it went during the capture.
+A capture records the kernels that a block queues on the capturing stream, without running them (as in
+PyTorch, the captured work runs only at a replay); ``replay()`` launches them, as one graph, on the same
+memory. So a captured block reads its inputs from, and writes its results to, the arrays it used during the
+capture (the *static* inputs and outputs): new data is copied into the static inputs before a replay, and
+results are read from the static outputs after it. Nothing in Python runs at a replay: Python side effects,
+host reads (``.item()``, ``bool(t)``, ``.cpu()``), synchronizations and host-to-device copies inside the block
+are errors during the capture (CuPy raises ``CUDARuntimeError``), and Python control flow is frozen as it went
+during the capture.
 
 Memory: every array allocated during a capture comes from the graph's own CuPy memory pool (shared with other
 graphs through ``pool=``), which the graph keeps as long as it lives, so that the addresses baked into the
@@ -165,10 +166,10 @@ class CUDAGraph:
 class graph:
     """Context-manager that captures CUDA work into a ``gradcore.cuda.CUDAGraph`` object for later replay.
 
-    The block runs once, on ``stream`` (by default a side stream that ``graph`` keeps), while its kernels are
-    recorded; ``cuda_graph.replay()`` then runs them again. Warm the block up on a side stream before
-    capturing it (the first calls allocate optimizer state and ``.grad``), as in PyTorch's whole-network
-    example.
+    The block's Python runs once, on ``stream`` (by default a side stream that ``graph`` keeps), while its
+    kernels are recorded, not run; ``cuda_graph.replay()`` runs them. Warm the block up on a side stream
+    before capturing it (the first calls allocate optimizer state and ``.grad``), as in PyTorch's
+    whole-network example.
     """
 
     def __init__(self, cuda_graph: CUDAGraph, pool: Optional[_GraphPool] = None,

@@ -8,19 +8,24 @@ does). So a tensor moved to "cuda" really lives in another array type: an op tha
 devices or calls numpy on device memory where CuPy would fail fails here too.
 
 Streams and CUDA graphs: ``cuda.Stream`` (``with stream:`` makes it current) can ``begin_capture()``; while
-the current stream captures, every device operation is executed once, as always, and also recorded: ufuncs
-(``out=`` included), module functions, methods that compute (``astype``, ``copy``, reductions, ``@`` ...),
-``__setitem__`` and the kernel launches that the emulated launcher hands to ``launch_on_current_stream``.
-``end_capture()`` returns a ``cuda.graph.Graph`` whose ``launch()`` runs the recorded operations again in
-order on the same arrays: an operation that wrote into an array writes into it again, and one whose result was
-a fresh array writes its new result into that same array (the static addresses of a CUDA graph). Views need no
-recording (they are the same memory), nor does ``empty`` (it writes nothing). What CUDA forbids during capture
-raises ``cuda.runtime.CUDARuntimeError`` as on a GPU and invalidates the capture (``end_capture`` then raises
-``cudaErrorStreamCaptureInvalidated``): synchronizing, reading device values on the host (``get``,
-``asnumpy``, ``float``/``int``/``bool``, ``item``, ``tolist``), copying host data to the device (``asarray``
-of numpy arrays, lists or Python numbers, host index arrays, host values assigned with ``__setitem__``: CUDA
-refuses a copy from pageable memory, and one from CuPy's pinned staging buffer would be replayed from a buffer
-reused since), and work on the legacy default stream while a capture runs
+the current stream captures, every device operation is recorded and, as on a GPU, not run: ufuncs (``out=``
+included), module functions, methods that compute (``astype``, ``copy``, reductions, ``@`` ...),
+``__setitem__`` and the kernel launches that the emulated launcher hands to ``launch_on_current_stream``. To
+know a result's shape and dtype the double does compute it during the capture, then puts back every array the
+operation was given (so nothing it wrote stays written) and fills the fresh result with garbage (NaN, all-ones
+bits), the uninitialized memory of a GPU; a kernel launch is only recorded. ``end_capture()`` returns a
+``cuda.graph.Graph`` whose ``launch()`` runs the recorded operations in order on the same arrays: an operation
+that wrote into an array writes into it, and one whose result was a fresh array writes its new result into
+that same array (the static addresses of a CUDA graph). Views need no recording (they are the same memory),
+nor does ``empty`` (it writes nothing). ``counters`` counts what ran: ``"operations"`` (device operations run
+one by one, kernel launches included), ``"kernel_launches"`` (of those, launches through
+``launch_on_current_stream``) and ``"graph_launches"``; what a graph launch runs is not counted again. What
+CUDA forbids during capture raises ``cuda.runtime.CUDARuntimeError`` as on a GPU and invalidates the capture
+(``end_capture`` then raises ``cudaErrorStreamCaptureInvalidated``): synchronizing, reading device values on
+the host (``get``, ``asnumpy``, ``float``/``int``/``bool``, ``item``, ``tolist``), copying host data to the
+device (``asarray`` of numpy arrays, lists or Python numbers, host index arrays, host values assigned with
+``__setitem__``: CUDA refuses a copy from pageable memory, and one from CuPy's pinned staging buffer would be
+replayed from a buffer reused since), and work on the legacy default stream while a capture runs
 (``cudaErrorStreamCaptureImplicit``).
 
 What it cannot check (a GPU run, ``pytest --device cuda``, does): CuPy's own kernels, numerics, dtype rules;
@@ -31,6 +36,7 @@ touches alive, where a GPU graph needs its memory kept alive by its owner); peer
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import itertools
@@ -43,6 +49,9 @@ import numpy as np
 __version__ = "0.0-fake"
 
 _state = {"current": 0, "count": 1}
+
+#: What ran on the fake devices (see the module docstring); ``reset`` clears it.
+counters: collections.Counter = collections.Counter()
 
 # Names of numpy that CuPy does not have, hidden so that code relying on them fails here as on a GPU.
 _MISSING_IN_CUPY = {"errstate", "seterr", "geterr"}
@@ -218,8 +227,8 @@ def _arrays_in(value) -> list:
 
 
 class _RecordedOperation:
-    """One device operation of a capture: ``run`` does it again; results that were fresh arrays at capture
-    receive the new values, so that later operations (and the user) find them at the same address."""
+    """One device operation of a capture: ``run`` does it; results that were fresh arrays at capture receive
+    the new values, so that later operations (and the user) find them at the same address."""
 
     def __init__(self, run: Callable, result, operands) -> None:
         self.run = run
@@ -244,21 +253,48 @@ def _flat_values(value) -> list:
     return [value]
 
 
-def _record(run: Callable, result, operands=()) -> None:
-    """Records an operation that has just run, when the current stream captures."""
-    if not _capturing_streams:
-        return
-    stream = _capturing_stream()
-    if stream is not None:
-        stream._recorded.append(_RecordedOperation(run, result, operands))
+def _execute(run: Callable, operands=(), result_of: Callable = lambda value: value):
+    """Runs a device operation and returns ``result_of`` its value; while the current stream captures, records
+    it instead: the operation is computed only for the shape of its result, every array among ``operands``
+    gets its values back, and a fresh result is filled with garbage (see the module docstring)."""
+    stream = _capturing_stream() if _capturing_streams else None
+    if stream is None:
+        counters["operations"] += 1
+        return result_of(run())
+    saved = [(array, array.copy()) for array in _arrays_in(operands) if array.flags.writeable]
+    try:
+        result = result_of(run())
+    finally:
+        for array, values in saved:
+            np.copyto(array, values)
+    operation = _RecordedOperation(run, result, operands)
+    for _, array in operation.fresh:
+        _poison(array.view(np.ndarray))
+    stream._recorded.append(operation)
+    return result
+
+
+def _poison(array: np.ndarray) -> None:
+    """Fills an array with what uninitialized device memory may hold: NaN, all-ones bits, True."""
+    if array.dtype.kind in "fc":
+        array[...] = np.nan
+    elif array.dtype.kind == "b":
+        array[...] = True
+    elif array.dtype.kind in "iu":
+        array[...] = -1 if array.dtype.kind == "i" else np.iinfo(array.dtype).max
 
 
 def launch_on_current_stream(launch: Callable[[], None]) -> None:
-    """Runs a kernel launch now, and records it when the current stream captures (how a ``cuLaunchKernel`` on
-    the current stream becomes a node of a CUDA graph). The emulated kernel launcher launches through this."""
-    _capturing_stream()  # a launch on the legacy stream during a capture raises before it runs
-    launch()
-    _record(launch, None)
+    """Runs a kernel launch now or, when the current stream captures, records it without running it (how a
+    ``cuLaunchKernel`` on the current stream becomes a node of a CUDA graph). The emulated kernel launcher
+    launches through this."""
+    stream = _capturing_stream()  # a launch on the legacy stream during a capture raises before it runs
+    if stream is None:
+        counters["operations"] += 1
+        counters["kernel_launches"] += 1
+        launch()
+    else:
+        stream._recorded.append(_RecordedOperation(launch, None, ()))
 
 
 class Graph:
@@ -273,7 +309,12 @@ class Graph:
     def launch(self, stream: Stream | None = None) -> None:
         """Runs the recorded operations in order (itself recorded when launched inside another capture)."""
         with contextlib.nullcontext() if stream is None else stream:
-            launch_on_current_stream(self._replay)
+            capturing = _capturing_stream()
+            if capturing is None:
+                counters["graph_launches"] += 1
+                self._replay()
+            else:
+                capturing._recorded.append(_RecordedOperation(self._replay, None, ()))
 
     def _replay(self) -> None:
         for operation in self._operations:
@@ -422,15 +463,15 @@ class ndarray(np.ndarray):
             return _run_quietly(getattr(ufunc, method), *arrays, **options)
 
         run.__name__ = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-        result = run()
-        if method == "at":
-            result = None
-        elif out:
-            result = out[0] if len(out) == 1 else out
-        else:
-            result = _wrap(result, device)
-        _record(run, result, (arrays, options))
-        return result
+
+        def result_of(value):
+            if method == "at":
+                return None
+            if out:
+                return out[0] if len(out) == 1 else out
+            return _wrap(value, device)
+
+        return _execute(run, (arrays, options), result_of)
 
     def __array_function__(self, func, types, args, kwargs):
         device = _device_of(args + tuple(kwargs.values()))
@@ -440,10 +481,9 @@ class ndarray(np.ndarray):
             return _run_quietly(func, *arguments, **options)
 
         run.__name__ = func.__name__
-        result = _wrap(run(), device)
-        if func.__name__ not in _WRITES_NOTHING:
-            _record(run, result, (arguments, options))
-        return result
+        if func.__name__ in _WRITES_NOTHING:
+            return _wrap(run(), device)
+        return _execute(run, (arguments, options), lambda value: _wrap(value, device))
 
     def __getitem__(self, key):
         if _capturing_streams and _holds_host_array(key):
@@ -454,9 +494,7 @@ class ndarray(np.ndarray):
             return source[index]
 
         run.__name__ = "getitem"
-        result = _wrap(run(), self._device_id)
-        _record(run, result, (source, index))
-        return result
+        return _execute(run, (source, index), lambda value: _wrap(value, self._device_id))
 
     def __setitem__(self, key, value) -> None:
         if _capturing_streams and (_holds_host_array(key) or _holds_host_array(value)):
@@ -468,8 +506,7 @@ class ndarray(np.ndarray):
             target[index] = values
 
         run.__name__ = "setitem"
-        run()
-        _record(run, None)
+        _execute(run, (target, index, values))
 
     def copy(self, order="C"):
         """Returns a copy on the current device (how CuPy copies between GPUs)."""
@@ -479,9 +516,7 @@ class ndarray(np.ndarray):
             return source.copy(order=order)
 
         run.__name__ = "copy"
-        result = _wrap(run(), _state["current"])
-        _record(run, result, source)
-        return result
+        return _execute(run, source, lambda value: _wrap(value, _state["current"]))
 
     def _compute(self, name: str, args: tuple, kwargs: dict):
         """Runs ndarray method ``name`` on the numpy view: a device array (or None) as result, recorded."""
@@ -493,9 +528,7 @@ class ndarray(np.ndarray):
             return _run_quietly(method, *arguments, **options)
 
         run.__name__ = name
-        result = _wrap(run(), self._device_id)
-        _record(run, result, (source, arguments, options))
-        return result
+        return _execute(run, (source, arguments, options), lambda value: _wrap(value, self._device_id))
 
     def _read_on_host(self, name: str, args: tuple):
         _refuse_during_capture()
@@ -626,9 +659,7 @@ def get_elapsed_time(start: Event, end: Event) -> float:
 
 def _draw(draw: Callable):
     """Returns a random draw as a device array; recorded during a capture, so that each replay draws anew."""
-    result = _wrap(draw(), None)
-    _record(draw, result)
-    return result
+    return _execute(draw, (), lambda value: _wrap(value, None))
 
 
 def _device_properties(index: int) -> dict:
@@ -688,10 +719,9 @@ def _function(name: str, function):
             return _run_quietly(function, *arguments, **options)
 
         run.__name__ = name
-        result = _wrap(run(), device)
-        if name not in _WRITES_NOTHING:
-            _record(run, result, (arguments, options))
-        return result
+        if name in _WRITES_NOTHING:
+            return _wrap(run(), device)
+        return _execute(run, (arguments, options), lambda value: _wrap(value, device))
 
     call.__name__ = name
     return call
@@ -720,6 +750,7 @@ def __getattr__(name: str):
 def reset(count: int = 1) -> None:
     """Starts afresh with ``count`` fake GPUs, device 0 current, the default stream current and no capture."""
     _state["current"], _state["count"] = 0, count
+    counters.clear()
     _current_streams.clear()
     _allocators.clear()
     for stream in list(_capturing_streams):

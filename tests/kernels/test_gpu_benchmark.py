@@ -53,6 +53,7 @@ def expected_entries(gpu) -> set:
     keys |= {f"{name}_{dtype}" for dtype in ("float32", "float64")
              for name in ("clamp_forward", "clamp_backward", "sigmoid_forward", "sigmoid_backward")}
     keys |= {f"train_{config[0]}" for config in tiny["training"]}
+    keys.add(f"graph_{tiny['training'][0][0]}")
     return keys
 
 
@@ -85,6 +86,11 @@ def test_every_figure_runs_and_passes_its_checks(gpu, kernels_on_fake_cuda, tmp_
     for title, *_ in gpu.SIZES["tiny"]["training"]:
         entry = gpu.RESULTS[f"train_{title}"]
         assert set(entry["ms"]) == set(entry["first_losses"]) == {"our kernels", "gradcore API"}
+    # Figure (e): the seed MLP step as one CUDA graph by hand, and through gradcore.compile, which on the
+    # double replays as CUDA graphs too.
+    entry = gpu.RESULTS[f"graph_{gpu.SIZES['tiny']['training'][0][0]}"]
+    assert set(entry["ms"]) == {"CUDA graph", "gradcore.compile"}
+    assert set(entry["first_losses"]) == {"gradcore eager", "CUDA graph", "gradcore.compile"}
     # PyTorch has no CUDA here: the column is left out, and said to be.
     assert "  (PyTorch with CUDA is not available here: no PyTorch column)" in gpu.LOG
     # Every kernel ran, through the wrappers (figures a to c, the kernel-only steps) and the ops (gradcore's API).
@@ -106,11 +112,14 @@ def test_the_pytorch_column_runs_where_pytorch_has_a_device(gpu, monkeypatch) ->
     # agree with ours.
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(gpu, "pytorch_for_comparison", lambda: (torch, "cpu"))
-    assert gpu.main([*TINY, "--only", "d"]) == 0, "\n".join(gpu.LOG)
+    assert gpu.main([*TINY, "--only", "d,e"]) == 0, "\n".join(gpu.LOG)
     for title, *_ in gpu.SIZES["tiny"]["training"]:
         entry = gpu.RESULTS[f"train_{title}"]
         assert set(entry["ms"]) == {"our kernels", "gradcore API", "PyTorch eager"}
         assert any(line.startswith(f"  {title}") and "| ratio our kernels" in line for line in gpu.LOG)
+    entry = gpu.RESULTS[f"graph_{gpu.SIZES['tiny']['training'][0][0]}"]
+    assert set(entry["ms"]) == {"CUDA graph", "gradcore.compile", "PyTorch eager"}
+    assert set(entry["ratio_to_pytorch"]) == {"CUDA graph", "gradcore.compile"}
     assert not any("no PyTorch column" in line for line in gpu.LOG)
 
 
@@ -159,11 +168,11 @@ def test_options_choose_the_sizes_and_the_defaults_stay_full_size(gpu) -> None:
     assert gpu.parse_args([]).sizes is gpu.SIZES["full"]
     assert gpu.parse_args(["--quick"]).sizes is gpu.SIZES["quick"]
     assert gpu.parse_args(["--quick", "--tiny"]).sizes is gpu.SIZES["tiny"]
-    assert gpu.parse_args([]).only == ["a", "b", "c", "d"]
+    assert gpu.parse_args([]).only == ["a", "b", "c", "d", "e"]
     assert gpu.parse_args(["--only", "c, a"]).only == ["c", "a"]
     full = gpu.SIZES["full"]
     assert (4096, 4096, 4096) in full["gemm"] and full["bandwidth"] == 1 << 28
     assert any(batch == 4096 for _, batch, *_ in full["training"])
-    for name in ("e", "ab", ""):
+    for name in ("f", "ab", ""):
         with pytest.raises(SystemExit):
             gpu.parse_args(["--only", name])
