@@ -181,7 +181,10 @@ def _freeze(value):
 
 
 def _training_flags(module) -> tuple:
-    return tuple(m.training for m in module.modules())
+    """train()/eval() of a module and its submodules, with what a module's ``_capture_guard()`` (if its class has
+    one) says its captured behaviour depends on (DistributedDataParallel: whether backward all-reduces)."""
+    return tuple(m.training if getattr(type(m), "_capture_guard", None) is None else (m.training, m._capture_guard())
+                 for m in module.modules())
 
 
 # -- installing and removing the hooks -------------------------------------------------------------------
@@ -394,7 +397,7 @@ class Variant:
                 return f"the settings, parameters or state of {type(optimizer).__name__} changed"
         for module, flags in self.modules:
             if _training_flags(module) != flags:
-                return f"{type(module).__name__} switched between train() and eval()"
+                return f"{type(module).__name__} switched between train() and eval(), or into or out of no_sync()"
         for namespace, name, obj in self.globals:
             current = namespace.get(name) if isinstance(namespace, dict) else namespace.cell_contents
             if current is not obj:
@@ -613,7 +616,10 @@ class CompiledCallable:
         if capture.random:
             reason = reason or "it draws random numbers, which a replay would repeat"
         for t, _, _ in capture.externals.values():
-            if getattr(t, "_post_accumulate_grad_hooks", None):
+            hooks = getattr(t, "_post_accumulate_grad_hooks", None)
+            # A hook marked ``capture_safe`` records what a replay must repeat (DistributedDataParallel's
+            # all-reduces, as host steps) and needs no Python of its own on replay.
+            if hooks and not all(getattr(hook, "capture_safe", False) for hook in hooks):
                 capture.hooks = capture.hooks or "a tensor it uses has a post-accumulate-grad hook"
         if capture.hooks:
             reason = reason or f"it runs hooks ({capture.hooks}), Python that a replay would not run"

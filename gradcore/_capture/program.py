@@ -234,7 +234,10 @@ class Program:
         return f"{targets} = {ins.name}({operands}){kind} : {shapes} [{self._kernel(ins)}]"
 
     def _kernel(self, ins: Instruction) -> str:
-        """What runs the operation: gradcore's CUDA kernels, or the array module (numpy, cupy)."""
+        """What runs the operation: gradcore's CUDA kernels, the array module (numpy, cupy), or the host (a host
+        step such as a collective, ``trace.host_call``)."""
+        if ins.host:
+            return "host"
         if getattr(ins.fn, "__module__", "") == "gradcore.backend.kernels":
             return "gradcore kernel"
         return type(self.arrays[ins.outputs[0]]).__module__.split(".")[0] if ins.outputs else "numpy"

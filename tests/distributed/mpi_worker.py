@@ -10,6 +10,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 
 import numpy as np
 
@@ -317,6 +318,203 @@ def ddp_broadcasts_parameters_and_buffers(rank, size):
     module.running.fill_(float(rank + 5))
     model(torch.ones(1, 2)).sum().backward()  # each forward broadcasts the buffers again (broadcast_buffers)
     assert module.running.tolist() == [5.0] * 3
+
+
+# -- DistributedDataParallel under gradcore.compile ---------------------------------------------------------
+def counting_all_reduces(calls: list):
+    """Counts the default group's all-reduces (and broadcasts) from now on; returns a function that stops it."""
+    group = dist._default_group
+    all_reduce, broadcast = group.all_reduce, group.broadcast
+
+    def counted_all_reduce(tensor, op):
+        calls.append("all_reduce")
+        return all_reduce(tensor, op)
+
+    def counted_broadcast(tensor, src):
+        calls.append("broadcast")
+        return broadcast(tensor, src)
+    group.all_reduce, group.broadcast = counted_all_reduce, counted_broadcast
+
+    def stop():
+        del group.all_reduce, group.broadcast
+    return stop
+
+
+def compiled_training(rank, size, make_optimizer, steps: int, compiled: bool):
+    """Trains a DDP model (rank 1 from other weights) on each rank's share of ``steps`` batches, with the whole
+    step (forward, loss, backward, optimizer.step) in one compiled function or eagerly. Returns the module, the
+    ranks' mean losses, and the compiled function (None when eager)."""
+    batches = data(steps, 4 * size)
+    model = DistributedDataParallel(make_model(0 if rank == 0 else 100 + rank), bucket_cap_mb=0.0005)
+    optimizer = make_optimizer(model.parameters())
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    run = torch.compile(step) if compiled else step
+    share = slice(rank * 4, (rank + 1) * 4)
+    losses = []
+    calls: list = []
+    stop = counting_all_reduces(calls)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a call that fell back to eager would warn
+            for k, (x, y) in enumerate(batches):
+                before = len(calls)
+                losses.append(run(x[share], y[share]).item())
+                # Every call, replays included, all-reduces each bucket once.
+                assert calls[before:] == ["all_reduce"] * len(model._buckets), (k, calls[before:])
+    finally:
+        stop()
+    every_loss = torch.tensor(losses, dtype=torch.float64)
+    dist.all_reduce(every_loss, op=dist.ReduceOp.AVG)
+    return model, every_loss.numpy(), run if compiled else None
+
+
+def compiled_equals_one_process_and_eager(rank, size, make_optimizer):
+    steps = 6
+    reference = make_model(0)
+    reference_losses = train(reference, make_optimizer(reference.parameters()), data(steps, 4 * size))
+    model, losses, compiled = compiled_training(rank, size, make_optimizer, steps, compiled=True)
+    eager_model, eager_losses, _ = compiled_training(rank, size, make_optimizer, steps, compiled=False)
+    # The first call captures, the second captures again and is compared with the first, the rest replay.
+    assert compiled.stats == {"captures": 3, "replays": steps - 3, "eager": 0}, compiled.stats
+    listing = compiled.listing()
+    assert listing.count("all_reduce_start") == listing.count("all_reduce_wait") == 2 * len(model._buckets)
+    assert "[host]" in listing
+    np.testing.assert_allclose(losses, reference_losses, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(losses, eager_losses)
+    for (name, p), q, e in zip(model.module.named_parameters(), reference.parameters(),
+                               eager_model.module.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(p.detach().numpy(), e.detach().numpy(), err_msg=name)
+
+
+@check("compile")
+def compiled_ddp_equals_one_process_sgd_momentum(rank, size):
+    compiled_equals_one_process_and_eager(rank, size, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))
+
+
+@check("compile")
+def compiled_ddp_equals_one_process_adam(rank, size):
+    compiled_equals_one_process_and_eager(rank, size, lambda p: torch.optim.Adam(p, lr=0.01))
+
+
+@check("compile")
+def compiled_ddp_no_sync_accumulation(rank, size):
+    # Rounds of two micro-batches under no_sync and a third synchronised, each micro-batch one compiled call;
+    # the no_sync calls are other variants (DDP's sync state is part of the guards): they must not communicate.
+    # Later rounds enter no_sync inside a compiled call. The gradients are zeroed in place between rounds (the
+    # same .grad tensors, so that the calls replay).
+    rounds = 8
+    batches = data(3 * rounds, 4 * size)
+    reference = make_model(3)
+    model = DistributedDataParallel(make_model(3 + rank), bucket_cap_mb=0.0005)
+    loss_fn = nn.CrossEntropyLoss()
+
+    @torch.compile
+    def micro(x, y):
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        return loss
+
+    @torch.compile
+    def micro_without_sync(x, y):  # no_sync entered inside the compiled call
+        with model.no_sync():
+            loss_fn(model(x), y).backward()
+
+    share = slice(rank * 4, (rank + 1) * 4)
+    calls: list = []
+    stop = counting_all_reduces(calls)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for r in range(rounds):
+                round_batches = batches[3 * r:3 * r + 3]
+                for p in list(model.parameters()) + list(reference.parameters()):
+                    if p.grad is not None:
+                        p.grad.zero_()
+                for x, y in round_batches:
+                    loss_fn(reference(x), y).backward()
+                before = len(calls)
+                if r < rounds // 2:
+                    with model.no_sync():
+                        for x, y in round_batches[:2]:
+                            micro(x[share], y[share])
+                else:
+                    for x, y in round_batches[:2]:
+                        micro_without_sync(x[share], y[share])
+                assert calls[before:] == [], calls[before:]
+                x, y = round_batches[2]
+                micro(x[share], y[share])
+                assert calls[before:] == ["all_reduce"] * len(model._buckets), calls[before:]
+                for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+                    np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=0, atol=1e-9,
+                                               err_msg=f"round {r} {name}")
+    finally:
+        stop()
+    # micro: three variants (no_sync with .grad None, no_sync with .grad, sync), the last two verified once.
+    assert micro.stats == {"captures": 5, "replays": 11, "eager": 0}, micro.stats
+    assert micro_without_sync.stats == {"captures": 2, "replays": 6, "eager": 0}, micro_without_sync.stats
+
+
+@check("compile")
+def compiled_ddp_broadcasts_buffers(rank, size):
+    class WithBuffer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+            self.register_buffer("offset", torch.zeros(2))
+
+        def forward(self, x):
+            return self.linear(x) + self.offset
+
+    torch.manual_seed(0)
+    module = WithBuffer().double()
+    model = DistributedDataParallel(module)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    @torch.compile
+    def step(x):
+        optimizer.zero_grad()
+        loss = model(x).pow(2).sum()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(5):
+            # Every call, replays included, broadcasts rank 0's buffers before the forward.
+            module.offset.fill_(float(k if rank == 0 else 50 + rank))
+            loss = step(torch.ones(1, 2, dtype=torch.float64) * (k + 1))
+            assert module.offset.tolist() == [float(k)] * 2, (k, module.offset.tolist())
+            losses = torch.tensor([loss.item()], dtype=torch.float64)
+            dist.all_reduce(losses, op=dist.ReduceOp.MAX)
+            assert losses.item() == loss.item()  # the same loss on every rank
+    assert step.stats["replays"] == 2 and step.stats["eager"] == 0, step.stats
+
+
+@check("compile")
+def compiled_ddp_find_unused_parameters_runs_eagerly(rank, size):
+    torch.manual_seed(0)
+    model = DistributedDataParallel(nn.Linear(3, 2).double(), find_unused_parameters=True)
+
+    @torch.compile
+    def step(x):
+        model(x).sum().backward()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            step(torch.ones(1, 3, dtype=torch.float64))
+    assert any("find_unused_parameters=True" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    assert step.stats["replays"] == 0 and step.stats["eager"] >= 1, step.stats
 
 
 # -- failures ---------------------------------------------------------------------------------------------

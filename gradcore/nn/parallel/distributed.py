@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Any, Iterator
 
 from ... import distributed as dist
+from ..._capture import trace as _trace
 from ...autograd import is_grad_enabled
 from ...autograd.function import AccumulateGrad
 from ...tensor import Tensor, make_tensor
@@ -82,6 +84,7 @@ class DistributedDataParallel(Module):
         self._position = {id(p): (bucket, i) for bucket in self._buckets for i, p in enumerate(bucket.params)}
         self._armed = False  # a forward with grad enabled and sync on prepared a reduction
         self._ready: set = set()
+        self._sync_at_capture_start = None  # (weakref to a capture's recorder, require_backward_grad_sync then)
         self._hook_handles = [p.register_post_accumulate_grad_hook(self._gradient_ready) for p in params]
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -142,10 +145,19 @@ class DistributedDataParallel(Module):
                 "indicates that your module has parameters that were not used in producing loss. You can enable "
                 "unused parameter detection by passing the keyword argument `find_unused_parameters=True` to "
                 "`gradcore.nn.parallel.DistributedDataParallel`.")
+        capturing = _capturing()
+        if capturing is not None and self.find_unused_parameters:
+            # Which parameters the other ranks left out is not something a replay could see change.
+            capturing.unsupported = capturing.unsupported or (
+                "DistributedDataParallel(find_unused_parameters=True) decides from the graph of each call")
         if self.broadcast_buffers and self.process_group.size > 1:
             buffers = self._state_tensors(self.module, buffers_only=True)
-            for work in [self.process_group.broadcast(b, 0) for b in buffers]:
-                work.wait()
+            if capturing is not None:
+                for b in buffers:
+                    _trace.host_call(_Collective(self.process_group, "broadcast").run, "broadcast", b._data)
+            else:
+                for work in [self.process_group.broadcast(b, 0) for b in buffers]:
+                    work.wait()
         output = self.module(*inputs, **kwargs)
         self._armed = is_grad_enabled() and self.require_backward_grad_sync
         self._ready = set()
@@ -165,6 +177,10 @@ class DistributedDataParallel(Module):
         if self._armed:
             self._mark_ready(param, unused=False)
 
+    # Under gradcore.compile the hook's array work is recorded, and its all-reduces become host steps of the
+    # program (_RecordedAllReduce): a replay needs none of its Python.
+    _gradient_ready.capture_safe = True
+
     def _mark_ready(self, param: Tensor, unused: bool) -> None:
         if id(param) in self._ready:
             return
@@ -180,7 +196,10 @@ class DistributedDataParallel(Module):
             # Averaging is a division before a sum: one pass over the flat array, and the result needs none.
             flat = bucket.flat._data
             flat *= 1.0 / self.process_group.size
-            bucket.work = self.process_group.all_reduce(bucket.flat, dist.ReduceOp.SUM)
+            if _capturing() is not None:
+                bucket.work = _RecordedAllReduce(self.process_group, flat)
+            else:
+                bucket.work = self.process_group.all_reduce(bucket.flat, dist.ReduceOp.SUM)
         # Each ready gradient also lets MPI move the transfers already started along.
         for other in self._buckets:
             if other.work is not None:
@@ -192,7 +211,7 @@ class DistributedDataParallel(Module):
         self._armed = False
         self._ready = set()
         unused_everywhere = set()
-        if self._unused:
+        if self.find_unused_parameters:  # every rank takes part, whether or not it left parameters out itself
             unused_everywhere = self._unused_on_every_rank()
         for bucket in self._buckets:
             bucket.work.wait()
@@ -219,14 +238,75 @@ class DistributedDataParallel(Module):
     def no_sync(self) -> Iterator[None]:
         """A context manager in which backward accumulates gradients locally, without all-reducing them."""
         previous = self.require_backward_grad_sync
+        recorder = _capturing()
+        if recorder is not None and (self._sync_at_capture_start is None
+                                     or self._sync_at_capture_start[0]() is not recorder):
+            self._sync_at_capture_start = (weakref.ref(recorder), previous)
         self.require_backward_grad_sync = False
         try:
             yield
         finally:
             self.require_backward_grad_sync = previous
 
+    def _capture_guard(self) -> bool:
+        """What a compiled call that ran this module depends on, checked before each replay: whether backward
+        all-reduces (outside ``no_sync()``), as it was when the call began, even if the call entered no_sync()."""
+        start = self._sync_at_capture_start
+        recorder = _capturing()
+        if start is not None and recorder is not None and start[0]() is recorder:
+            return start[1]
+        return self.require_backward_grad_sync
+
     def extra_repr(self) -> str:
         return f"bucket_cap_mb={self.bucket_bytes_cap / _MIB:g}, buckets={len(self._buckets)}"
+
+
+def _capturing():
+    """The recorder of the ``gradcore.compile`` capture in progress, or None."""
+    recorder = _trace.current_recorder()
+    return None if recorder is None or recorder.paused else recorder
+
+
+class _Collective:
+    """A collective run on a program's arrays and waited for: what a host step of a compiled call calls."""
+
+    def __init__(self, group, kind: str) -> None:
+        self.group = group
+        self.kind = kind
+
+    def run(self, array) -> None:
+        tensor = make_tensor(array)
+        if self.kind == "broadcast":
+            self.group.broadcast(tensor, 0).wait()
+        else:
+            self.group.all_reduce(tensor, dist.ReduceOp.SUM).wait()
+
+
+class _RecordedAllReduce:
+    """A bucket's all-reduce while ``gradcore.compile`` captures: two host steps of the program, one that starts
+    the all-reduce on the bucket's flat array where the eager call started it (when the bucket's last gradient
+    was ready, so that the replay overlaps it with the rest of backward too) and one that waits for it where the
+    eager call waited. The capture runs both, and each replay runs them again, on the same array."""
+
+    def __init__(self, group, flat) -> None:
+        self.group = group
+        self.flat = flat
+        self.work = None
+        _trace.host_call(self._start, "all_reduce_start", flat)
+
+    def _start(self, array) -> None:
+        self.work = self.group.all_reduce(make_tensor(array), dist.ReduceOp.SUM)
+
+    def _wait(self, array) -> None:
+        work, self.work = self.work, None
+        work.wait()
+
+    def is_completed(self) -> bool:
+        return self.work is None or self.work.is_completed()
+
+    def wait(self) -> bool:
+        _trace.host_call(self._wait, "all_reduce_wait", self.flat)
+        return True
 
 
 def _leaves_reached(outputs: Any) -> set:
