@@ -140,6 +140,8 @@ class Program:
         return dynamic
 
     def _is_live(self, ins: Instruction) -> bool:
+        if ins.host:  # Python a replay must run, even one that writes no array (trace.host_call)
+            return True
         if ins.kind == "view":
             return False
         if ins.kind == "guard":
@@ -228,6 +230,8 @@ class Program:
             return f"guard {ins.label}"
         if ins.register is not None:
             return f"$s{ins.register} = {ins.name}({operands})"
+        if ins.host and not ins.outputs:
+            return f"{ins.name}({operands}) [host]"
         targets = ", ".join(f"%{o}" for o in ins.outputs)
         kind = "" if ins.fresh else " (in place)"
         shapes = ", ".join(self._describe(o) for o in ins.outputs)

@@ -657,11 +657,12 @@ def recorded(function: Callable, name: str) -> Callable:
 
 
 def host_call(function: Callable, name: str, *arrays) -> None:
-    """Runs ``function(*arrays)`` (with plain arrays), which writes into ``arrays`` in place and returns nothing;
-    during a capture it is also recorded as a host step that writes them, so that a replay calls ``function``
-    again, on the program's own arrays, at the same place among the other operations (a collective on a
-    gradient buffer, for example). The instruction is marked ``host``: it stays outside fused and device-graph
-    segments."""
+    """Runs ``function(*arrays)`` (with plain arrays), which may write into ``arrays`` in place and returns
+    nothing; during a capture it is also recorded as a host step that writes them, so that a replay calls
+    ``function`` again, on the program's own arrays, at the same place among the other operations (a collective
+    on a gradient buffer, for example). With no arrays, it is Python that every replay runs at that place (state
+    kept outside arrays). The instruction is marked ``host``: it is always replayed, and stays outside fused and
+    device-graph segments."""
     recorder = _recorder
     if recorder is None or recorder.paused:
         function(*(untraced(a) for a in arrays))

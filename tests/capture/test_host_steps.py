@@ -43,3 +43,22 @@ def test_host_call_outside_a_capture_just_calls():
     array = np.ones(2)
     trace.host_call(lambda a: seen.append(a), "look", array)
     assert seen[0] is array
+
+
+def test_a_host_step_without_arrays_is_replayed_too():
+    state = {"calls": 0}
+
+    def bump():
+        state["calls"] += 1
+
+    @torch.compile
+    def f(x):
+        trace.host_call(bump, "bump")
+        return x * 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(4):
+            np.testing.assert_array_equal(f(torch.full((2,), float(k))).numpy(), [2.0 * k] * 2)
+    assert state["calls"] == 4 and f.stats["replays"] == 2
+    assert "\nbump() [host]" in f.listing()

@@ -340,23 +340,25 @@ def counting_all_reduces(calls: list):
     return stop
 
 
-def compiled_training(rank, size, make_optimizer, steps: int, compiled: bool):
+def compiled_training(rank, size, make_optimizer, steps: int, compiled, module_only: bool = False):
     """Trains a DDP model (rank 1 from other weights) on each rank's share of ``steps`` batches, with the whole
-    step (forward, loss, backward, optimizer.step) in one compiled function or eagerly. Returns the module, the
-    ranks' mean losses, and the compiled function (None when eager)."""
+    step (forward, loss, backward, optimizer.step) in one compiled function, or with only the DDP module
+    compiled (``module_only``), or eagerly. Returns the module, the ranks' mean losses, and the compiled
+    callable (None when eager)."""
     batches = data(steps, 4 * size)
     model = DistributedDataParallel(make_model(0 if rank == 0 else 100 + rank), bucket_cap_mb=0.0005)
     optimizer = make_optimizer(model.parameters())
     loss_fn = nn.CrossEntropyLoss()
+    forward = torch.compile(model) if module_only else model
 
     def step(x, y):
         optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(forward(x), y)
         loss.backward()
         optimizer.step()
         return loss
 
-    run = torch.compile(step) if compiled else step
+    run = torch.compile(step) if compiled and not module_only else step
     share = slice(rank * 4, (rank + 1) * 4)
     losses = []
     calls: list = []
@@ -369,10 +371,13 @@ def compiled_training(rank, size, make_optimizer, steps: int, compiled: bool):
                 losses.append(run(x[share], y[share]).item())
                 # Every call, replays included, all-reduces each bucket once.
                 assert calls[before:] == ["all_reduce"] * len(model._buckets), (k, calls[before:])
+                assert not model._armed  # the reduction ended as after an eager step
     finally:
         stop()
     every_loss = torch.tensor(losses, dtype=torch.float64)
     dist.all_reduce(every_loss, op=dist.ReduceOp.AVG)
+    if module_only:
+        return model, every_loss.numpy(), forward._compiled_call
     return model, every_loss.numpy(), run if compiled else None
 
 
@@ -403,6 +408,21 @@ def compiled_ddp_equals_one_process_sgd_momentum(rank, size):
 @check("compile")
 def compiled_ddp_equals_one_process_adam(rank, size):
     compiled_equals_one_process_and_eager(rank, size, lambda p: torch.optim.Adam(p, lr=0.01))
+
+
+@check("compile")
+def compiled_ddp_module_with_backward_outside(rank, size):
+    # gradcore.compile(ddp_model): the forward replays, backward() runs outside the compiled call and its hooks
+    # all-reduce eagerly, as the replayed forward prepared the reduction.
+    steps = 6
+    make_optimizer = lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)  # noqa: E731
+    reference = make_model(0)
+    reference_losses = train(reference, make_optimizer(reference.parameters()), data(steps, 4 * size))
+    model, losses, compiled = compiled_training(rank, size, make_optimizer, steps, True, module_only=True)
+    assert compiled.stats == {"captures": 2, "replays": steps - 2, "eager": 0}, compiled.stats
+    np.testing.assert_allclose(losses, reference_losses, rtol=0, atol=1e-6)
+    for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-6, err_msg=name)
 
 
 @check("compile")

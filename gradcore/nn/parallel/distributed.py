@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from typing import Any, Iterator
 
@@ -159,11 +160,13 @@ class DistributedDataParallel(Module):
                 for work in [self.process_group.broadcast(b, 0) for b in buffers]:
                     work.wait()
         output = self.module(*inputs, **kwargs)
-        self._armed = is_grad_enabled() and self.require_backward_grad_sync
-        self._ready = set()
-        for bucket in self._buckets:
-            bucket.pending = len(bucket.params)
-            bucket.work = None
+        armed = is_grad_enabled() and self.require_backward_grad_sync
+        if capturing is not None:
+            # A replay prepares the reduction too: a backward outside the compiled call (gradcore.compile of
+            # the module alone) then all-reduces from the hooks, as after an eager forward.
+            _trace.host_call(functools.partial(self._prepare_reduction, armed), "ddp_prepare_reduction")
+        else:
+            self._prepare_reduction(armed)
         if self._armed and self.find_unused_parameters:
             used = _leaves_reached(output)
             self._unused = [p for p in self._params if id(p) not in used]
@@ -172,6 +175,17 @@ class DistributedDataParallel(Module):
         else:
             self._unused = []
         return output
+
+    def _prepare_reduction(self, armed: bool) -> None:
+        self._armed = armed
+        self._ready = set()
+        for bucket in self._buckets:
+            bucket.pending = len(bucket.params)
+            bucket.work = None
+
+    def _reduction_done(self) -> None:
+        self._armed = False
+        self._ready = set()
 
     def _gradient_ready(self, param: Tensor) -> None:
         if self._armed:
@@ -208,8 +222,10 @@ class DistributedDataParallel(Module):
             self._finish_reduction()
 
     def _finish_reduction(self) -> None:
-        self._armed = False
-        self._ready = set()
+        if _capturing() is not None:  # a replay of a whole training step runs no hook: this step disarms
+            _trace.host_call(self._reduction_done, "ddp_reduction_done")
+        else:
+            self._reduction_done()
         unused_everywhere = set()
         if self.find_unused_parameters:  # every rank takes part, whether or not it left parameters out itself
             unused_everywhere = self._unused_on_every_rank()
