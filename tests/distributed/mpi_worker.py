@@ -191,6 +191,43 @@ def ddp_equals_one_process_adam(rank, size):
 
 
 @check("ddp")
+def ddp_gradient_as_bucket_view(rank, size):
+    # .grad becomes a view of its bucket: the same training as one process, and no copy back.
+    for set_to_none in (True, False):
+        batches = data(4, 4 * size)
+        reference = make_model(0)
+        reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+        model = DistributedDataParallel(make_model(0 if rank == 0 else 100 + rank), bucket_cap_mb=0.0005,
+                                        gradient_as_bucket_view=True)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss_fn = nn.CrossEntropyLoss()
+        share = slice(rank * 4, (rank + 1) * 4)
+        for x, y in batches:
+            reference_optimizer.zero_grad(set_to_none=set_to_none)
+            loss_fn(reference(x), y).backward()
+            reference_optimizer.step()
+            optimizer.zero_grad(set_to_none=set_to_none)
+            loss_fn(model(x[share]), y[share]).backward()
+            for bucket in model._buckets:
+                flat = bucket.flat.numpy()
+                for p in bucket.params:
+                    assert np.shares_memory(p.grad.numpy(), flat)
+            optimizer.step()
+        for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+            np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-6,
+                                       err_msg=f"{name} set_to_none={set_to_none}")
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=0, atol=1e-9, err_msg=name)
+    # Gradients that exist when the model is wrapped move into the buckets.
+    module = make_model(0)
+    module(torch.ones(2, 5, dtype=torch.float64)).sum().backward()
+    before = [p.grad.numpy().copy() for p in module.parameters()]
+    model = DistributedDataParallel(module, gradient_as_bucket_view=True)
+    for p, value in zip(module.parameters(), before):
+        np.testing.assert_array_equal(p.grad.numpy(), value)
+        assert np.shares_memory(p.grad.numpy(), model._buckets[0].flat.numpy())
+
+
+@check("ddp")
 def ddp_no_sync_accumulation(rank, size):
     # Two micro-batches under no_sync, a third synchronised: .grad is the average over ranks of each rank's
     # sum of three gradients, as one process computes it on the three whole batches without DDP.
@@ -340,13 +377,15 @@ def counting_all_reduces(calls: list):
     return stop
 
 
-def compiled_training(rank, size, make_optimizer, steps: int, compiled, module_only: bool = False):
+def compiled_training(rank, size, make_optimizer, steps: int, compiled, module_only: bool = False,
+                      **ddp_options):
     """Trains a DDP model (rank 1 from other weights) on each rank's share of ``steps`` batches, with the whole
     step (forward, loss, backward, optimizer.step) in one compiled function, or with only the DDP module
     compiled (``module_only``), or eagerly. Returns the module, the ranks' mean losses, and the compiled
     callable (None when eager)."""
     batches = data(steps, 4 * size)
-    model = DistributedDataParallel(make_model(0 if rank == 0 else 100 + rank), bucket_cap_mb=0.0005)
+    model = DistributedDataParallel(make_model(0 if rank == 0 else 100 + rank), bucket_cap_mb=0.0005,
+                                    **ddp_options)
     optimizer = make_optimizer(model.parameters())
     loss_fn = nn.CrossEntropyLoss()
     forward = torch.compile(model) if module_only else model
@@ -381,12 +420,13 @@ def compiled_training(rank, size, make_optimizer, steps: int, compiled, module_o
     return model, every_loss.numpy(), run if compiled else None
 
 
-def compiled_equals_one_process_and_eager(rank, size, make_optimizer):
+def compiled_equals_one_process_and_eager(rank, size, make_optimizer, **ddp_options):
     steps = 6
     reference = make_model(0)
     reference_losses = train(reference, make_optimizer(reference.parameters()), data(steps, 4 * size))
-    model, losses, compiled = compiled_training(rank, size, make_optimizer, steps, compiled=True)
-    eager_model, eager_losses, _ = compiled_training(rank, size, make_optimizer, steps, compiled=False)
+    model, losses, compiled = compiled_training(rank, size, make_optimizer, steps, compiled=True, **ddp_options)
+    eager_model, eager_losses, _ = compiled_training(rank, size, make_optimizer, steps, compiled=False,
+                                                     **ddp_options)
     # The first call captures, the second captures again and is compared with the first, the rest replay.
     assert compiled.stats == {"captures": 3, "replays": steps - 3, "eager": 0}, compiled.stats
     listing = compiled.listing()
@@ -408,6 +448,12 @@ def compiled_ddp_equals_one_process_sgd_momentum(rank, size):
 @check("compile")
 def compiled_ddp_equals_one_process_adam(rank, size):
     compiled_equals_one_process_and_eager(rank, size, lambda p: torch.optim.Adam(p, lr=0.01))
+
+
+@check("compile")
+def compiled_ddp_gradient_as_bucket_view(rank, size):
+    compiled_equals_one_process_and_eager(rank, size, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+                                          gradient_as_bucket_view=True)
 
 
 @check("compile")

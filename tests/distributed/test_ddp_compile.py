@@ -9,7 +9,8 @@ from mpi_launch import WORKER, check_results, run_mpi
 pytestmark = pytest.mark.mpiexec
 
 CHECKS = ["compiled_ddp_equals_one_process_sgd_momentum", "compiled_ddp_equals_one_process_adam",
-          "compiled_ddp_module_with_backward_outside", "compiled_ddp_no_sync_accumulation", "compiled_ddp_broadcasts_buffers",
+          "compiled_ddp_gradient_as_bucket_view", "compiled_ddp_module_with_backward_outside",
+          "compiled_ddp_no_sync_accumulation", "compiled_ddp_broadcasts_buffers",
           "compiled_ddp_find_unused_parameters_runs_eagerly"]
 
 _output: list = []

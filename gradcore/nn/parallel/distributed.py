@@ -48,7 +48,9 @@ class DistributedDataParallel(Module):
     grouped into buckets (``bucket_cap_mb``, 25 MiB by default, in reverse order of registration, which is
     roughly the order backward produces them); when every gradient of a bucket has been accumulated, the bucket
     is all-reduced, averaged, without waiting, so that the transfer runs while backward goes on. The last
-    gradient of backward waits for all buckets and writes the averages back into ``.grad``. ``no_sync()`` skips
+    gradient of backward waits for all buckets and writes the averages back into ``.grad`` (with
+    ``gradient_as_bucket_view=True``, ``.grad`` is a view of its bucket instead, so that nothing is copied back
+    and the gradients take no memory of their own, as in PyTorch). ``no_sync()`` skips
     the all-reduce (gradients accumulate locally); ``find_unused_parameters=True`` lets a forward leave some
     parameters out of the graph. One process drives one device, so ``device_ids``, ``output_device`` and
     ``dim`` have nothing to choose; they, ``check_reduction`` and ``static_graph`` are accepted for PyTorch's
@@ -61,8 +63,6 @@ class DistributedDataParallel(Module):
                  check_reduction: bool = False, gradient_as_bucket_view: bool = False,
                  static_graph: bool = False) -> None:
         super().__init__()
-        if gradient_as_bucket_view:
-            raise NotImplementedError("DistributedDataParallel: gradient_as_bucket_view=True is not supported")
         group = dist._group(process_group)
         params = []
         for p in module.parameters():
@@ -76,6 +76,7 @@ class DistributedDataParallel(Module):
         self.broadcast_buffers = broadcast_buffers
         self.find_unused_parameters = find_unused_parameters
         self.require_backward_grad_sync = True
+        self.gradient_as_bucket_view = gradient_as_bucket_view
         self.bucket_bytes_cap = int((25 if bucket_cap_mb is None else bucket_cap_mb) * _MIB)
         self._params = params
         self._verify_same_model(group, module)
@@ -83,6 +84,13 @@ class DistributedDataParallel(Module):
             self._broadcast_state(module)
         self._buckets = self._build_buckets(params, group)
         self._position = {id(p): (bucket, i) for bucket in self._buckets for i, p in enumerate(bucket.params)}
+        if gradient_as_bucket_view:  # gradients that exist already move into their buckets
+            for bucket in self._buckets:
+                for position, p in enumerate(bucket.params):
+                    if p._grad is not None:
+                        view = bucket.slot(position)
+                        view[...] = p._grad._data
+                        p._grad = make_tensor(view)
         self._armed = False  # a forward with grad enabled and sync on prepared a reduction
         self._ready: set = set()
         self._sync_at_capture_start = None  # (weakref to a capture's recorder, require_backward_grad_sync then)
@@ -203,8 +211,10 @@ class DistributedDataParallel(Module):
         slot = bucket.slot(position)
         if unused or param._grad is None:
             slot[...] = 0
-        else:
+        elif not (self.gradient_as_bucket_view and _same_memory(param._grad._data, slot)):
             slot[...] = param._grad._data
+            if self.gradient_as_bucket_view:  # from now on .grad is the bucket's view (accumulated in place)
+                param._grad = make_tensor(slot)
         bucket.pending -= 1
         if bucket.pending == 0:
             # Averaging is a division before a sum: one pass over the flat array, and the result needs none.
@@ -235,7 +245,12 @@ class DistributedDataParallel(Module):
                 if id(p) in unused_everywhere:
                     continue
                 averaged = bucket.slot(position)
-                if p._grad is None:
+                if self.gradient_as_bucket_view:
+                    if p._grad is None or not _same_memory(p._grad._data, averaged):
+                        p._grad = make_tensor(averaged)
+                    else:
+                        p._grad._version_counter.value += 1
+                elif p._grad is None:
                     p._grad = make_tensor(averaged.copy())
                 else:
                     p._grad._data[...] = averaged
@@ -275,6 +290,16 @@ class DistributedDataParallel(Module):
 
     def extra_repr(self) -> str:
         return f"bucket_cap_mb={self.bucket_bytes_cap / _MIB:g}, buckets={len(self._buckets)}"
+
+
+def _same_memory(a, b) -> bool:
+    """Whether two arrays (numpy or CuPy) are the same elements of memory: the same address and shape."""
+    return a.shape == b.shape and a.strides == b.strides and _address(a) == _address(b)
+
+
+def _address(array) -> int:
+    interface = getattr(array, "__cuda_array_interface__", None) or array.__array_interface__
+    return interface["data"][0]
 
 
 def _capturing():
