@@ -93,6 +93,89 @@ def reduce_scatter_chunks(rank, size):
 
 
 @check("collectives")
+def reduce_to_each_rank(rank, size):
+    everyone = np.stack([rank_values(r, (3, 2)) for r in range(size)])
+    for dst in range(size):
+        for op, want in ((dist.ReduceOp.SUM, everyone.sum(0)), (dist.ReduceOp.MAX, everyone.max(0)),
+                         (dist.ReduceOp.AVG, everyone.mean(0))):
+            t = torch.from_numpy(rank_values(rank, (3, 2)))
+            assert dist.reduce(t, dst=dst, op=op) is None
+            # Only dst receives the result; the others' tensors stay as they were.
+            np.testing.assert_allclose(t.numpy(), want if rank == dst else rank_values(rank, (3, 2)), rtol=1e-12)
+    t = torch.from_numpy(rank_values(rank, (4,), np.float32))
+    dist.reduce(t, group_dst=size - 1, async_op=True).wait()
+    if rank == size - 1:
+        np.testing.assert_array_equal(t.numpy(), sum(rank_values(r, (4,), np.float32) for r in range(size)))
+    try:
+        dist.reduce(t)
+    except ValueError as error:
+        assert "Must specify global_rank or group_rank" in str(error)
+    else:
+        raise AssertionError("reduce without dst was accepted")
+
+
+@check("collectives")
+def gather_and_scatter(rank, size):
+    for root in range(size):
+        gathered = [torch.zeros(2, 3, dtype=torch.float64) for _ in range(size)] if rank == root else None
+        dist.gather(torch.from_numpy(rank_values(rank, (2, 3))), gathered, dst=root)
+        if rank == root:
+            for r, t in enumerate(gathered):
+                np.testing.assert_array_equal(t.numpy(), rank_values(r, (2, 3)))
+        pieces = [torch.from_numpy(rank_values(root, (5,)) * (r + 1)) for r in range(size)] if rank == root else None
+        out = torch.zeros(5, dtype=torch.float64)
+        dist.scatter(out, pieces, src=root)
+        np.testing.assert_array_equal(out.numpy(), rank_values(root, (5,)) * (rank + 1))
+    # dst and src default to rank 0; the lists are for the root alone, as PyTorch checks.
+    expected = {
+        "gather": ("Argument ``gather_list`` must be specified on destination rank." if rank == 0 else
+                   "Argument ``gather_list`` must NOT be specified on non-destination ranks."),
+        "scatter": ("Argument ``scatter_list`` must be specified on source rank." if rank == 0 else
+                    "Argument ``scatter_list`` must NOT be specified on non-source ranks."),
+    }
+    one = torch.zeros(2)
+    wrong = None if rank == 0 else [torch.zeros(2) for _ in range(size)]
+    for name, call in (("gather", lambda: dist.gather(one, wrong)), ("scatter", lambda: dist.scatter(one, wrong))):
+        try:
+            call()
+        except ValueError as error:
+            assert str(error) == expected[name], str(error)
+        else:
+            raise AssertionError(f"{name} accepted a wrong list")
+    if rank == 0:  # refused before any transfer: the other ranks do not take part
+        try:
+            dist.gather(one, [torch.zeros(2, dtype=torch.float64)] * size)
+        except ValueError as error:
+            assert "Invalid usage of tensors with different dtypes" in str(error)
+        else:
+            raise AssertionError("gather accepted mixed dtypes")
+    dist.barrier()
+
+
+@check("collectives")
+def all_to_all_uneven(rank, size):
+    # Rank r sends rank s a tensor of s + r + 1 elements: sizes differ in both directions.
+    inputs = [torch.from_numpy(np.full(s + rank + 1, 10.0 * rank + s)) for s in range(size)]
+    outputs = [torch.zeros(rank + s + 1, dtype=torch.float64) for s in range(size)]
+    assert dist.all_to_all(outputs, inputs) is None
+    for s, out in enumerate(outputs):
+        np.testing.assert_array_equal(out.numpy(), np.full(rank + s + 1, 10.0 * s + rank))
+    # all_to_all_single: equal splits of the rows, then the uneven form.
+    x = torch.from_numpy(rank_values(rank, (2 * size, 3)))
+    y = torch.zeros(2 * size, 3, dtype=torch.float64)
+    dist.all_to_all_single(y, x, async_op=True).wait()
+    want = np.concatenate([rank_values(s, (2 * size, 3))[2 * rank:2 * rank + 2] for s in range(size)])
+    np.testing.assert_array_equal(y.numpy(), want)
+    send_sizes = [s + 1 for s in range(size)]  # rank r sends s + 1 rows to rank s
+    x = torch.from_numpy(np.arange(sum(send_sizes), dtype=np.float64) + 100 * rank)
+    y = torch.zeros(size * (rank + 1), dtype=torch.float64)
+    dist.all_to_all_single(y, x, output_split_sizes=[rank + 1] * size, input_split_sizes=send_sizes)
+    offsets = np.cumsum([0] + send_sizes)
+    want = np.concatenate([np.arange(offsets[rank], offsets[rank + 1]) + 100.0 * s for s in range(size)])
+    np.testing.assert_array_equal(y.numpy(), want)
+
+
+@check("collectives")
 def send_recv_ring(rank, size):
     right, left = (rank + 1) % size, (rank - 1) % size
     received = torch.zeros(6, dtype=torch.float32)
