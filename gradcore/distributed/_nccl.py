@@ -161,14 +161,15 @@ class NCCLProcessGroup(ProcessGroup):
         deadline = (collective.started if timeout_s is None else time.monotonic()) + limit_s
         pause = _FIRST_POLL_S
         while not collective.done.done:
-            if collective.error is not None:
-                raise collective.error
+            if collective.error is not None or self._failure is not None:
+                break
             if time.monotonic() > deadline:
                 self._time_out(collective, limit_s, blocking_wait)
             time.sleep(pause)
             pause = min(pause * 2, _LONGEST_POLL_S)
-        if collective.error is not None:
-            raise collective.error
+        # The watchdog may have aborted the group meanwhile (the event is then done, with undefined results).
+        if collective.error is not None or self._failure is not None:
+            raise collective.error or self._failure
 
     def _time_out(self, collective: "_Collective", limit_s: float, blocking_wait: bool) -> None:
         with self._watch_lock:
@@ -285,6 +286,68 @@ class NCCLProcessGroup(ProcessGroup):
                                                                    nccl_op, stream),
                             (array, staging), self._averaged(array, op), op_type="REDUCE_SCATTER",
                             numel_in=count * self.size, numel_out=count)
+
+    def reduce(self, tensor, dst: int, op: ReduceOp) -> Work:
+        array = self.check_tensor(tensor, "reduce")
+        nccl_op = self._op(op, array, "reduce")
+        self.fingerprint_check("REDUCE", [tensor])
+        pointer, count, datatype = array.data.ptr, array.size, self._datatype(array)
+        return self._launch(f"reduce (op {op.name}) to rank {dst} of shape {list(tensor.shape)} {tensor.dtype}",
+                            lambda stream: self.comm.reduce(pointer, pointer, count, datatype, nccl_op, dst, stream),
+                            (array,), self._averaged(array, op) if self.rank == dst else None, op_type="REDUCE",
+                            numel_in=count, numel_out=count)
+
+    # NCCL has no gather, scatter or all-to-all: as PyTorch does, they are sends and receives in one NCCL group
+    # (a rank's transfer to itself included), which NCCL runs together.
+    def _grouped(self, description: str, transfers: list, op_type: str) -> Work:
+        def call(stream) -> None:
+            self.nccl.groupStart()
+            try:
+                for kind, array, peer in transfers:
+                    count, datatype = array.size, self._datatype(array)
+                    if kind == "send":
+                        self.comm.send(array.data.ptr, count, datatype, peer, stream)
+                    else:
+                        self.comm.recv(array.data.ptr, count, datatype, peer, stream)
+            finally:
+                self.nccl.groupEnd()
+        numel_in = sum(a.size for kind, a, _ in transfers if kind == "send")
+        numel_out = sum(a.size for kind, a, _ in transfers if kind == "recv")
+        return self._launch(description, call, tuple(a for _, a, _ in transfers), op_type=op_type,
+                            numel_in=numel_in, numel_out=numel_out)
+
+    def gather(self, gather_list: list, tensor, dst: int) -> Work:
+        from ._mpi import _check_same
+        array = self.check_tensor(tensor, "gather")
+        outputs = [self.check_tensor(t, "gather", "gather_list") for t in gather_list]
+        if self.rank == dst:
+            _check_same(tensor, gather_list, "gather", "gather_list", self.size)
+        self.fingerprint_check("GATHER", [tensor])
+        transfers = [("send", array, dst)] + [("recv", out, r) for r, out in enumerate(outputs)]
+        return self._grouped(f"gather to rank {dst} of shape {list(tensor.shape)} {tensor.dtype}", transfers,
+                             "GATHER")
+
+    def scatter(self, tensor, scatter_list: list, src: int) -> Work:
+        from ._mpi import _check_same
+        array = self.check_tensor(tensor, "scatter")
+        inputs = [self.check_tensor(t, "scatter", "scatter_list") for t in scatter_list]
+        if self.rank == src:
+            _check_same(tensor, scatter_list, "scatter", "scatter_list", self.size)
+        self.fingerprint_check("SCATTER", [tensor])
+        transfers = [("send", a, r) for r, a in enumerate(inputs)] + [("recv", array, src)]
+        return self._grouped(f"scatter from rank {src} of shape {list(tensor.shape)} {tensor.dtype}", transfers,
+                             "SCATTER")
+
+    def all_to_all(self, output_list: list, input_list: list) -> Work:
+        outputs = [self.check_tensor(t, "all_to_all", "output_tensor_list") for t in output_list]
+        inputs = [self.check_tensor(t, "all_to_all", "input_tensor_list") for t in input_list]
+        for name, arrays in (("output_tensor_list", outputs), ("input_tensor_list", inputs)):
+            if len(arrays) != self.size:
+                raise ValueError(f"all_to_all(): {name} must hold one tensor per rank ({self.size}), got "
+                                 f"{len(arrays)}")
+        self.fingerprint_check("ALLTOALL", [])
+        transfers = [("send", a, r) for r, a in enumerate(inputs)] + [("recv", a, r) for r, a in enumerate(outputs)]
+        return self._grouped(f"all_to_all of {len(inputs)} tensors ({inputs[0].dtype})", transfers, "ALLTOALL")
 
     def send(self, tensor, dst: int, tag: int) -> Work:
         array = self.check_tensor(tensor, "send")

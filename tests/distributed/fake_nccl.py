@@ -157,21 +157,70 @@ class NcclCommunicator:
         self.comm.Allgather(source.copy(), gathered)
         target[...] = _numpy_op[op].reduce(gathered[:, self.rank_id], axis=0)
 
+    def reduce(self, send: int, recv: int, count: int, datatype: int, op: int, root: int, stream: int) -> None:
+        if not self._log("reduce", stream, count=count, op=op, root=root):
+            return
+        source = _host(send, count, datatype)
+        if self.size == 1:
+            _host(recv, count, datatype)[...] = source
+            return
+        gathered = np.empty((self.size, count), source.dtype)
+        self.comm.Allgather(source.copy(), gathered)
+        if self.rank_id == root:
+            _host(recv, count, datatype)[...] = _numpy_op[op].reduce(gathered, axis=0)
+
     def send(self, buffer: int, count: int, datatype: int, peer: int, stream: int) -> None:
         if not self._log("send", stream, count=count, peer=peer):
             return
-        self.comm.Send(_host(buffer, count, datatype).copy(), dest=peer)
+        data = _host(buffer, count, datatype).copy()
+        if _group:
+            _group[-1].append(("send", self, data, peer))
+        else:
+            self.comm.Send(data, dest=peer)
 
     def recv(self, buffer: int, count: int, datatype: int, peer: int, stream: int) -> None:
         if not self._log("recv", stream, count=count, peer=peer):
             return
-        self.comm.Recv(_host(buffer, count, datatype), source=peer)
+        target = _host(buffer, count, datatype)
+        if _group:
+            _group[-1].append(("recv", self, target, peer))
+        else:
+            self.comm.Recv(target, source=peer)
 
     def destroy(self) -> None:
         self.destroyed = True
 
 
 _unique_ids = itertools.count(1)
+_group: list = []  # the transfers queued since groupStart(), run together by groupEnd()
+
+
+def groupStart() -> None:
+    _group.append([])
+
+
+def groupEnd() -> None:
+    """Runs the queued sends and receives together, as NCCL does: sends to oneself meet receives from oneself
+    in order, the others go over MPI without blocking, so that no order of posting can deadlock."""
+    transfers = _group.pop()
+    to_self = [t for t in transfers if t[3] == t[1].rank_id]
+    sends = [t[2] for t in to_self if t[0] == "send"]
+    receives = [t[2] for t in to_self if t[0] == "recv"]
+    if len(sends) != len(receives):
+        raise RuntimeError("ncclInvalidUsage: unmatched send/recv to oneself in a group")
+    for data, target in zip(sends, receives):
+        target[...] = data
+    requests = []
+    for kind, communicator, buffer, peer in transfers:
+        if peer == communicator.rank_id:
+            continue
+        if kind == "send":
+            requests.append(communicator.comm.Isend(buffer, dest=peer))
+        else:
+            requests.append(communicator.comm.Irecv(buffer, source=peer))
+    if requests:
+        from mpi4py import MPI
+        MPI.Request.Waitall(requests)
 
 
 def get_unique_id() -> tuple:
@@ -179,7 +228,8 @@ def get_unique_id() -> tuple:
     return (first,) + (7,) * 127
 
 
-nccl = types.SimpleNamespace(NcclCommunicator=NcclCommunicator, get_unique_id=get_unique_id, available=True)
+nccl = types.SimpleNamespace(NcclCommunicator=NcclCommunicator, get_unique_id=get_unique_id, available=True,
+                             groupStart=groupStart, groupEnd=groupEnd)
 _numpy_dtype, _numpy_op = {}, {}
 for _value, (_name, _dtype) in enumerate(DTYPES.items()):
     setattr(nccl, _name, _value)

@@ -65,6 +65,27 @@ def test_collectives_on_the_side_stream(nccl_group) -> None:
     assert names[:4] == ["allReduce", "allReduce", "allGather", "reduceScatter"] and "bcast" in names
 
 
+def test_rooted_collectives_and_all_to_all_on_the_side_stream(nccl_group) -> None:
+    values = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    t = gradcore.tensor(values, device="cuda")
+    dist.reduce(t, dst=0, op=dist.ReduceOp.SUM)
+    np.testing.assert_array_equal(t.cpu().numpy(), values)
+    gathered = [gradcore.zeros(2, 3, device="cuda")]
+    dist.gather(t, gathered, dst=0)
+    np.testing.assert_array_equal(gathered[0].cpu().numpy(), values)
+    out = gradcore.zeros(2, 3, device="cuda")
+    dist.scatter(out, [t * 3], src=0)
+    np.testing.assert_array_equal(out.cpu().numpy(), values * 3)
+    received = [gradcore.zeros(4, device="cuda")]
+    dist.all_to_all(received, [gradcore.arange(4.0, device="cuda")])
+    assert received[0].cpu().tolist() == [0.0, 1.0, 2.0, 3.0]
+    calls = fake_nccl.NcclCommunicator.calls
+    assert [c["name"] for c in calls[:2]] == ["reduce", "send"] and calls[0]["root"] == 0
+    # gather, scatter and all_to_all are a send and a receive each (to and from oneself), in NCCL groups.
+    assert [c["name"] for c in calls[1:]] == ["send", "recv"] * 3
+    assert all(c["stream"] == nccl_group.stream.ptr for c in calls)
+
+
 def test_cpu_tensor_and_unknown_dtype_refused(nccl_group) -> None:
     with pytest.raises(ValueError, match="backend 'nccl' does not support cpu tensors"):
         dist.all_reduce(gradcore.ones(2, device="cpu"))
@@ -172,6 +193,17 @@ def test_the_watchdog_aborts_a_collective_nobody_waits_for(hung_group) -> None:
     message = str(caught.value)
     assert "Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, OpType=ALLREDUCE, NumelIn=6, " \
            "NumelOut=6, Timeout(ms)=400) ran for" in message, message
+
+
+def test_a_host_wait_raises_when_the_watchdog_aborts_first(hung_group) -> None:
+    # The wait's own deadline (5 s) is later than the group's timeout: the watchdog aborts first, which lets
+    # the collective's event complete with undefined data; the wait must still raise, not return.
+    hung_group()
+    work = dist.all_reduce(gradcore.ones(2, device="cuda"), async_op=True)
+    start = time.monotonic()
+    with pytest.raises(dist.DistBackendError, match="Watchdog caught collective operation timeout"):
+        work.wait(timeout=5.0)
+    assert time.monotonic() - start < 4
 
 
 @pytest.mark.parametrize("what", ["barrier", "debug handshake"])
