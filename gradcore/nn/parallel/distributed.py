@@ -163,7 +163,8 @@ class DistributedDataParallel(Module):
             buffers = self._state_tensors(self.module, buffers_only=True)
             if capturing is not None:
                 for b in buffers:
-                    _trace.host_call(_Collective(self.process_group, "broadcast").run, "broadcast", b._data)
+                    _trace.host_call(functools.partial(_broadcast_from_rank_0, self.process_group), "broadcast",
+                                     b._data)
             else:
                 for work in [self.process_group.broadcast(b, 0) for b in buffers]:
                     work.wait()
@@ -308,19 +309,9 @@ def _capturing():
     return None if recorder is None or recorder.paused else recorder
 
 
-class _Collective:
-    """A collective run on a program's arrays and waited for: what a host step of a compiled call calls."""
-
-    def __init__(self, group, kind: str) -> None:
-        self.group = group
-        self.kind = kind
-
-    def run(self, array) -> None:
-        tensor = make_tensor(array)
-        if self.kind == "broadcast":
-            self.group.broadcast(tensor, 0).wait()
-        else:
-            self.group.all_reduce(tensor, dist.ReduceOp.SUM).wait()
+def _broadcast_from_rank_0(group, array) -> None:
+    """A buffer's broadcast as a host step of a compiled call: on the program's array, waited for."""
+    group.broadcast(make_tensor(array), 0).wait()
 
 
 class _RecordedAllReduce:
