@@ -27,7 +27,7 @@ _runs: dict = {}
 def _stdout(group: str, ranks: int, env: dict | None = None) -> str:
     key = (group, ranks)
     if key not in _runs:
-        _runs[key] = run_mpi(ranks, [WORKER, group], env=env).stdout
+        _runs[key] = run_mpi(ranks, [WORKER, group], timeout_s=120, env=env).stdout
     return _runs[key]
 
 
