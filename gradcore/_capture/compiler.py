@@ -17,7 +17,9 @@ buffers of the capture, with no tensors, nodes or engine. A call whose guards fa
 variant; past ``cache_size_limit`` variants the function runs eagerly, with one warning.
 
 What runs only while capturing: Python side effects (printing, appending to lists, changing attributes), hooks
-on tensors made inside the function, and anything that does not act on arrays. Random sampling and a few
+on tensors made inside the function, and anything that does not act on arrays, except host steps
+(``trace.host_call``): Python recorded to run at its place in every replay, such as DistributedDataParallel's
+all-reduces (its post-accumulate-grad hook is marked ``capture_safe``). Random sampling and a few
 other operations cannot be replayed: calls that use them run eagerly, with one warning naming the reason.
 """
 from __future__ import annotations
