@@ -219,6 +219,46 @@ def test_host_waits_of_the_backend_are_bounded(hung_group, what: str) -> None:
     assert _aborted()
 
 
+def test_compiled_ddp_step_all_reduces_on_every_replay(nccl_group) -> None:
+    import warnings
+    gradcore.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    reference = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    reference.load_state_dict(model.state_dict())
+    reference.cpu()
+    model.cuda()
+    ddp = DistributedDataParallel(model, bucket_cap_mb=0.0001)
+    optimizer = gradcore.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    reference_optimizer = gradcore.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+
+    @gradcore.compile
+    def step(x):
+        optimizer.zero_grad()
+        loss = ddp(x).pow(2).sum()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    generator = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            x = gradcore.tensor(generator.standard_normal((5, 4)).astype(np.float32), device="cpu")
+            before = len(fake_nccl.NcclCommunicator.calls)
+            loss = step(x.cuda())
+            reduces = [c for c in fake_nccl.NcclCommunicator.calls[before:] if c["name"] == "allReduce"]
+            assert len(reduces) == len(ddp._buckets) > 1
+            reference_optimizer.zero_grad()
+            expected = reference(x).pow(2).sum()
+            expected.backward()
+            reference_optimizer.step()
+            np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-5)
+    # Captured without, then with the momentum buffers, verified once, then replayed.
+    assert step.stats == {"captures": 3, "replays": 2, "eager": 0}, step.stats
+    for p, q in zip(model.parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.detach().cpu().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_init_needs_rank_and_world_size(fake_cuda, monkeypatch) -> None:
     fake_nccl.install(fake_cuda, monkeypatch.setattr)
     for name in ("RANK", "WORLD_SIZE", "PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"):
