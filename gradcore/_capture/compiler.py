@@ -185,8 +185,8 @@ def _freeze(value):
 def _training_flags(module) -> tuple:
     """train()/eval() of a module and its submodules, with what a module's ``_capture_guard()`` (if its class has
     one) says its captured behaviour depends on (DistributedDataParallel: whether backward all-reduces)."""
-    return tuple(m.training if getattr(type(m), "_capture_guard", None) is None else (m.training, m._capture_guard())
-                 for m in module.modules())
+    return tuple(m.training if getattr(type(m), "_capture_guard", None) is None
+                 else (m.training, m._capture_guard()) for m in module.modules())
 
 
 # -- installing and removing the hooks -------------------------------------------------------------------
@@ -399,7 +399,8 @@ class Variant:
                 return f"the settings, parameters or state of {type(optimizer).__name__} changed"
         for module, flags in self.modules:
             if _training_flags(module) != flags:
-                return f"{type(module).__name__} switched between train() and eval(), or into or out of no_sync()"
+                return (f"{type(module).__name__} switched between train() and eval(), or into or out of "
+                        "no_sync()")
         for namespace, name, obj in self.globals:
             current = namespace.get(name) if isinstance(namespace, dict) else namespace.cell_contents
             if current is not obj:
