@@ -8,6 +8,8 @@ the median over timed steps after a warm-up, rank 0's:
 
 - the DDP step time (forward, backward with the bucketed all-reduces, SGD step);
 - the step under ``no_sync()`` (the same computation, no communication);
+- gradcore only: the same DDP step compiled whole with ``gradcore.compile`` (replays, whose bucket all-reduces
+  are host steps of the program);
 - the blocking all-reduce of all gradients alone (one flat tensor of the gradients' size);
 - the bytes all-reduced per step (the gradients, float32);
 - the time hidden by overlap: ``no_sync step + all-reduce alone - DDP step``, the communication time the DDP
@@ -94,6 +96,8 @@ def worker(library: str, warmup: int, steps: int) -> None:
     flat = mod.zeros(gradient_elements)
     kinds = {"plain": plain_step, "ddp": ddp_step, "no_sync": no_sync_step,
              "all_reduce": lambda: dist.all_reduce(flat)}
+    if library == "gradcore":
+        kinds["compiled"] = compiled_step = mod.compile(ddp_step)
     # One step of each kind per round, so that a change of the machine's load during the run weighs on all
     # figures alike; every step starts from a barrier, so the ranks start it together.
     for _ in range(warmup):
@@ -109,10 +113,13 @@ def worker(library: str, warmup: int, steps: int) -> None:
     plain, ddp_times, no_sync_times, reduce_times = (times[k] for k in ("plain", "ddp", "no_sync", "all_reduce"))
     if rank == 0:
         median = statistics.median
-        print("RESULT " + json.dumps({
+        figures = {
             "library": library, "processes": size, "plain_s": median(plain), "ddp_s": median(ddp_times),
             "no_sync_s": median(no_sync_times), "all_reduce_s": median(reduce_times),
-            "bytes": gradient_elements * 4, "steps": steps}), flush=True)
+            "bytes": gradient_elements * 4, "steps": steps}
+        if "compiled" in times:
+            figures.update(compiled_s=median(times["compiled"]), compiled_stats=dict(compiled_step.stats))
+        print("RESULT " + json.dumps(figures), flush=True)
     if library == "torch":
         # PyTorch's gloo group can abort in its destructor at interpreter exit ("terminate called without an
         # active exception"); once every rank is past the barrier, nothing is left to tear down.
@@ -188,18 +195,18 @@ def report(results: dict, args: argparse.Namespace, load_start: str, load_end: s
         "",
         "## Step times and communication",
         "",
-        "| library | processes | plain step (ms) | DDP step (ms) | no_sync step (ms) | all-reduce alone (ms) "
-        "| all-reduced per step | hidden by overlap (ms) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| library | processes | plain step (ms) | DDP step (ms) | compiled DDP step (ms) | no_sync step (ms) "
+        "| all-reduce alone (ms) | all-reduced per step | hidden by overlap (ms) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (library, processes), r in sorted(results.items()):
         hidden = max(0.0, r["no_sync_s"] + r["all_reduce_s"] - r["ddp_s"]) if processes > 1 else 0.0
+        compiled = f"{r['compiled_s'] * ms:.2f}" if "compiled_s" in r else "-"
         lines.append(
-            f"| {library} | {processes} | {r['plain_s'] * ms:.2f} | {r['ddp_s'] * ms:.2f} | {r['no_sync_s'] * ms:.2f} "
-            f"| {r['all_reduce_s'] * ms:.2f} | {r['bytes'] / 2**20:.2f} MiB | "
-            f"{hidden * ms:.2f} |" if processes > 1 else
-            f"| {library} | {processes} | {r['plain_s'] * ms:.2f} | {r['ddp_s'] * ms:.2f} | {r['no_sync_s'] * ms:.2f} "
-            f"| {r['all_reduce_s'] * ms:.2f} | ({r['bytes'] / 2**20:.2f} MiB, one rank) | - |")
+            f"| {library} | {processes} | {r['plain_s'] * ms:.2f} | {r['ddp_s'] * ms:.2f} | {compiled} "
+            f"| {r['no_sync_s'] * ms:.2f} | {r['all_reduce_s'] * ms:.2f} | "
+            + (f"{r['bytes'] / 2**20:.2f} MiB | {hidden * ms:.2f} |" if processes > 1 else
+               f"({r['bytes'] / 2**20:.2f} MiB, one rank) | - |"))
     lines += [
         "",
         "## Scaling (weak: 256 samples per process per step)",
@@ -226,6 +233,13 @@ def report(results: dict, args: argparse.Namespace, load_start: str, load_end: s
         "where the transfer runs on a network card. Scaling efficiency: samples per second on 2 processes "
         "divided by twice those of one process (plain model); both cores are busy, and this machine is shared "
         "with other work (see the load averages).",
+        "",
+        "Compiled DDP step: the DDP step as one `gradcore.compile`d function (forward, loss, backward with the "
+        "bucket all-reduces as host steps, SGD step); its calls over the whole run, warm-up included (two "
+        "captures, then replays only): "
+        + "; ".join(f"{processes} process(es): {r['compiled_stats']}" for (library, processes), r
+                    in sorted(results.items()) if "compiled_stats" in r) + ". PyTorch's `torch.compile` is not "
+        "timed here (its CPU back-end compiles C++ for minutes).",
         "",
         "GPU (NCCL): not measured on a GPU.",
         "",

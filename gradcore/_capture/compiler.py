@@ -24,7 +24,9 @@ computed from them) run from Python between graph segments, so a program without
 capture is not possible.
 
 What runs only while capturing: Python side effects (printing, appending to lists, changing attributes), hooks
-on tensors made inside the function, and anything that does not act on arrays. Random sampling and a few
+on tensors made inside the function, and anything that does not act on arrays, except host steps
+(``trace.host_call``): Python recorded to run at its place in every replay, such as DistributedDataParallel's
+all-reduces (its post-accumulate-grad hook is marked ``capture_safe``). Random sampling and a few
 other operations cannot be replayed: calls that use them run eagerly, with one warning naming the reason.
 """
 from __future__ import annotations
@@ -188,7 +190,10 @@ def _freeze(value):
 
 
 def _training_flags(module) -> tuple:
-    return tuple(m.training for m in module.modules())
+    """train()/eval() of a module and its submodules, with what a module's ``_capture_guard()`` (if its class has
+    one) says its captured behaviour depends on (DistributedDataParallel: whether backward all-reduces)."""
+    return tuple(m.training if getattr(type(m), "_capture_guard", None) is None
+                 else (m.training, m._capture_guard()) for m in module.modules())
 
 
 # -- installing and removing the hooks -------------------------------------------------------------------
@@ -403,7 +408,8 @@ class Variant:
                 return f"the settings, parameters or state of {type(optimizer).__name__} changed"
         for module, flags in self.modules:
             if _training_flags(module) != flags:
-                return f"{type(module).__name__} switched between train() and eval()"
+                return (f"{type(module).__name__} switched between train() and eval(), or into or out of "
+                        "no_sync()")
         for namespace, name, obj in self.globals:
             current = namespace.get(name) if isinstance(namespace, dict) else namespace.cell_contents
             if current is not obj:
@@ -623,7 +629,10 @@ class CompiledCallable:
         if capture.random:
             reason = reason or "it draws random numbers, which a replay would repeat"
         for t, _, _ in capture.externals.values():
-            if getattr(t, "_post_accumulate_grad_hooks", None):
+            hooks = getattr(t, "_post_accumulate_grad_hooks", None)
+            # A hook marked ``capture_safe`` records what a replay must repeat (DistributedDataParallel's
+            # all-reduces, as host steps) and needs no Python of its own on replay.
+            if hooks and not all(getattr(hook, "capture_safe", False) for hook in hooks):
                 capture.hooks = capture.hooks or "a tensor it uses has a post-accumulate-grad hook"
         if capture.hooks:
             reason = reason or f"it runs hooks ({capture.hooks}), Python that a replay would not run"

@@ -140,6 +140,8 @@ class Program:
         return dynamic
 
     def _is_live(self, ins: Instruction) -> bool:
+        if ins.host:  # Python a replay must run, even one that writes no array (trace.host_call)
+            return True
         if ins.kind == "view":
             return False
         if ins.kind == "guard":
@@ -241,13 +243,18 @@ class Program:
             return f"guard {ins.label}"
         if ins.register is not None:
             return f"$s{ins.register} = {ins.name}({operands})"
+        if ins.host and not ins.outputs:
+            return f"{ins.name}({operands}) [host]"
         targets = ", ".join(f"%{o}" for o in ins.outputs)
         kind = "" if ins.fresh else " (in place)"
         shapes = ", ".join(self._describe(o) for o in ins.outputs)
         return f"{targets} = {ins.name}({operands}){kind} : {shapes} [{self._kernel(ins)}]"
 
     def _kernel(self, ins: Instruction) -> str:
-        """What runs the operation: gradcore's CUDA kernels, or the array module (numpy, cupy)."""
+        """What runs the operation: gradcore's CUDA kernels, the array module (numpy, cupy), or the host (a host
+        step such as a collective, ``trace.host_call``)."""
+        if ins.host:
+            return "host"
         if getattr(ins.fn, "__module__", "") == "gradcore.backend.kernels":
             return "gradcore kernel"
         return type(self.arrays[ins.outputs[0]]).__module__.split(".")[0] if ins.outputs else "numpy"

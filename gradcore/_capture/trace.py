@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Recorder", "SymbolicScalar", "Ref", "ScalarRef", "current_recorder", "scalar_sqrt"]
+__all__ = ["Recorder", "SymbolicScalar", "Ref", "ScalarRef", "current_recorder", "scalar_sqrt", "host_call"]
 
 _recorder: "Recorder | None" = None
 
@@ -63,10 +63,13 @@ class Instruction:
 
     ``fn(*args, **kwargs)`` with ``Ref``/``ScalarRef`` operands; ``outputs`` the slots it writes (fresh results
     or ``out=``/in-place targets), ``fresh`` whether those were new arrays (a replay passes them as ``out=``).
+    ``host`` marks a host step (``host_call``): Python that must run on the host at its place in the program
+    (a collective that writes its arrays in place and waits); it is never fused, reordered or put into a device
+    graph.
     """
 
     __slots__ = ("kind", "fn", "args", "kwargs", "outputs", "fresh", "register", "expected", "name", "label",
-                 "positions")
+                 "positions", "host")
 
     def __init__(self, kind: str, fn: Callable, args: tuple, kwargs: dict, outputs: tuple = (), fresh: bool = False,
                  register: int | None = None, expected: Any = None, name: str = "", label: str = "") -> None:
@@ -74,6 +77,7 @@ class Instruction:
         self.outputs, self.fresh, self.register, self.expected = outputs, fresh, register, expected
         self.name, self.label = name, label
         self.positions = None  # for a tuple result: the positions of the arrays ``outputs`` receive
+        self.host = False
 
 
 # -- traced array classes --------------------------------------------------------------------------------
@@ -650,6 +654,30 @@ def recorded(function: Callable, name: str) -> Callable:
     call.__name__ = name
     call.__wrapped__ = function
     return call
+
+
+def host_call(function: Callable, name: str, *arrays) -> None:
+    """Runs ``function(*arrays)`` (with plain arrays), which may write into ``arrays`` in place and returns
+    nothing; during a capture it is also recorded as a host step that writes them, so that a replay calls
+    ``function`` again, on the program's own arrays, at the same place among the other operations (a collective
+    on a gradient buffer, for example). With no arrays, it is Python that every replay runs at that place (state
+    kept outside arrays). The instruction is marked ``host``: it is always replayed, and stays outside fused and
+    device-graph segments."""
+    recorder = _recorder
+    if recorder is None or recorder.paused:
+        function(*(untraced(a) for a in arrays))
+        return
+    indices = tuple(recorder.slot_index(a) for a in arrays)
+    recorder.paused = True
+    try:
+        function(*(recorder.slots[i].array for i in indices))
+    finally:
+        recorder.paused = False
+    for i in indices:
+        recorder._mark_written(i)
+    instruction = Instruction("array", function, tuple(Ref(i) for i in indices), {}, indices, False, name=name)
+    instruction.host = True
+    recorder.instructions.append(instruction)
 
 
 def activate(recorder: "Recorder | None") -> "Recorder | None":

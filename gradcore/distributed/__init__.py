@@ -20,7 +20,8 @@ from ._work import DistBackendError, DistError, Work, completed_work
 __all__ = ["ReduceOp", "Work", "DistError", "DistBackendError", "ProcessGroup", "init_process_group",
            "destroy_process_group", "is_available", "is_initialized", "is_mpi_available", "is_nccl_available",
            "get_rank", "get_world_size", "get_backend", "all_reduce", "broadcast", "all_gather", "reduce_scatter",
-           "send", "recv", "isend", "irecv", "barrier"]
+           "reduce", "gather", "scatter", "all_to_all", "all_to_all_single", "send", "recv", "isend", "irecv",
+           "barrier"]
 
 #: PyTorch's default collective timeout.
 default_pg_timeout = datetime.timedelta(minutes=30)
@@ -161,6 +162,113 @@ def reduce_scatter(output, input_list: list, op: ReduceOp = ReduceOp.SUM, group=
                    async_op: bool = False) -> Work | None:
     """Reduces ``input_list[i]`` across ranks into ``output`` of rank i."""
     return _finish(_group(group).reduce_scatter(output, list(input_list), op), async_op)
+
+
+def _root(given: int | None, group_given: int | None, default: int | None = None) -> int:
+    """The root rank of a rooted collective from ``dst``/``src`` or ``group_dst``/``group_src`` (one group only:
+    the same numbers)."""
+    if given is not None and group_given is not None:
+        raise ValueError("Can't specify both group_rank and global_rank")
+    root = given if given is not None else group_given if group_given is not None else default
+    if root is None:
+        raise ValueError("Must specify global_rank or group_rank")
+    return root
+
+
+def _same_dtype(*tensors) -> None:
+    dtypes = [t.dtype for t in tensors]
+    for dtype in dtypes[1:]:
+        if dtype != dtypes[0]:
+            raise ValueError(f"Invalid usage of tensors with different dtypesFound {dtypes[0]} and  {dtype}")
+
+
+def _tensor_list(value, name: str) -> list:
+    from ..tensor import Tensor
+    if not isinstance(value, list):
+        raise TypeError(f"Invalid function argument. Expected parameter `{name}` of type List[Tensor] but got "
+                        f"{type(value)} instead.")
+    if not all(isinstance(t, Tensor) for t in value):
+        raise TypeError(f"Invalid function argument. Expected parameter `{name}` of type List[Tensor] but got "
+                        f"{type(value)} with elements of type {[type(t) for t in value]}.")
+    return value
+
+
+def reduce(tensor, dst: int | None = None, op: ReduceOp = ReduceOp.SUM, group=None, async_op: bool = False,
+           group_dst: int | None = None) -> Work | None:
+    """Reduces the tensor across all ranks into rank ``dst``'s tensor (in place); the others' are unchanged."""
+    pg = _group(group)
+    return _finish(pg.reduce(tensor, pg.check_rank(_root(dst, group_dst), "reduce", "dst"), op), async_op)
+
+
+def gather(tensor, gather_list: list | None = None, dst: int | None = None, group=None, async_op: bool = False,
+           group_dst: int | None = None) -> Work | None:
+    """Gathers every rank's ``tensor`` into ``gather_list`` (entry i from rank i) on rank ``dst`` (0 by default);
+    the other ranks pass no list."""
+    pg = _group(group)
+    gather_list = _tensor_list(gather_list, "gather_list") if gather_list else []
+    _same_dtype(tensor, *gather_list)
+    root = pg.check_rank(_root(dst, group_dst, 0), "gather", "dst")
+    if root == pg.rank and not gather_list:
+        raise ValueError("Argument ``gather_list`` must be specified on destination rank.")
+    if root != pg.rank and gather_list:
+        raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination ranks.")
+    return _finish(pg.gather(gather_list, tensor, root), async_op)
+
+
+def scatter(tensor, scatter_list: list | None = None, src: int | None = None, group=None, async_op: bool = False,
+            group_src: int | None = None) -> Work | None:
+    """Sends ``scatter_list[i]`` of rank ``src`` (0 by default) into ``tensor`` of rank i; the other ranks pass no
+    list."""
+    pg = _group(group)
+    scatter_list = _tensor_list(scatter_list, "scatter_list") if scatter_list else []
+    _same_dtype(tensor, *scatter_list)
+    root = pg.check_rank(_root(src, group_src, 0), "scatter", "src")
+    if root == pg.rank and not scatter_list:
+        raise ValueError("Argument ``scatter_list`` must be specified on source rank.")
+    if root != pg.rank and scatter_list:
+        raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source ranks.")
+    return _finish(pg.scatter(tensor, scatter_list, root), async_op)
+
+
+def all_to_all(output_tensor_list: list, input_tensor_list: list, group=None, async_op: bool = False) -> Work | None:
+    """Sends ``input_tensor_list[i]`` to rank i and receives rank i's into ``output_tensor_list[i]``; the tensors
+    may differ in size from one rank to another."""
+    outputs = _tensor_list(output_tensor_list, "output_tensor_list")
+    inputs = _tensor_list(input_tensor_list, "input_tensor_list")
+    _same_dtype(*outputs, *inputs)
+    return _finish(_group(group).all_to_all(outputs, inputs), async_op)
+
+
+def all_to_all_single(output, input, output_split_sizes: list | None = None, input_split_sizes: list | None = None,
+                      group=None, async_op: bool = False) -> Work | None:
+    """``all_to_all`` on the rows (first dimension) of one tensor: ``input`` is split into one part per rank
+    (``input_split_sizes`` rows each, equal parts by default), and the parts received fill ``output`` in rank
+    order (``output_split_sizes``)."""
+    pg = _group(group)
+    _same_dtype(output, input)
+    input_parts = _split_rows(input, input_split_sizes, pg.size, "input")
+    output_parts = _split_rows(output, output_split_sizes, pg.size, "output")
+    return _finish(pg.all_to_all(output_parts, input_parts), async_op)
+
+
+def _split_rows(tensor, sizes, world_size: int, name: str) -> list:
+    if tensor.dim() == 0:
+        raise ValueError(f"all_to_all_single(): the {name} tensor must have at least one dimension")
+    rows = tensor.shape[0]
+    if sizes is None or len(sizes) == 0:
+        if rows % world_size:
+            raise ValueError(f"all_to_all_single(): the {name} tensor's {rows} rows do not split into {world_size} "
+                             "equal parts; give the split sizes")
+        sizes = [rows // world_size] * world_size
+    sizes = [int(n) for n in sizes]
+    if len(sizes) != world_size or sum(sizes) != rows or min(sizes) < 0:
+        raise ValueError(f"all_to_all_single(): {name}_split_sizes {sizes} must hold {world_size} sizes adding up "
+                         f"to the {rows} rows of {name}")
+    parts, start = [], 0
+    for n in sizes:
+        parts.append(tensor[start:start + n])
+        start += n
+    return parts
 
 
 def _check_peer(group: ProcessGroup, peer: int | None, what: str) -> int:

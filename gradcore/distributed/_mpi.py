@@ -160,6 +160,70 @@ class MPIProcessGroup(ProcessGroup):
         return self._work(request, f"reduce_scatter (op {op.name}) of shape {list(output.shape)} {output.dtype}",
                           finish)
 
+    def reduce(self, tensor, dst: int, op: ReduceOp) -> Work:
+        array = self.check_tensor(tensor, "reduce")
+        mpi_op = self._mpi_op(op, array, "reduce")
+        self.fingerprint_check("REDUCE", [tensor])
+        if self.rank == dst:
+            request = self.comm.Ireduce(self.MPI.IN_PLACE, array, mpi_op, root=dst)
+        else:
+            request = self.comm.Ireduce(array, None, mpi_op, root=dst)
+        return self._work(request, f"reduce (op {op.name}) to rank {dst} of shape {list(tensor.shape)} "
+                          f"{tensor.dtype}", self._averaged(array, op) if self.rank == dst else None)
+
+    def gather(self, gather_list: list, tensor, dst: int) -> Work:
+        array = self.check_tensor(tensor, "gather")
+        outputs = [self.check_tensor(t, "gather", "gather_list") for t in gather_list]
+        if self.rank == dst:
+            _check_same(tensor, gather_list, "gather", "gather_list", self.size)
+        self.fingerprint_check("GATHER", [tensor])
+        staging = np.empty((self.size,) + array.shape, array.dtype) if self.rank == dst else None
+        request = self.comm.Igather(array, staging, root=dst)
+
+        def scatter_rows() -> None:
+            for output, row in zip(outputs, staging):
+                output[...] = row
+        return self._work(request, f"gather to rank {dst} of shape {list(tensor.shape)} {tensor.dtype}",
+                          scatter_rows if self.rank == dst else None)
+
+    def scatter(self, tensor, scatter_list: list, src: int) -> Work:
+        array = self.check_tensor(tensor, "scatter")
+        inputs = [self.check_tensor(t, "scatter", "scatter_list") for t in scatter_list]
+        if self.rank == src:
+            _check_same(tensor, scatter_list, "scatter", "scatter_list", self.size)
+        self.fingerprint_check("SCATTER", [tensor])
+        staging = np.stack(inputs) if self.rank == src else None
+        request = self.comm.Iscatter(staging, array, root=src)
+        staging_alive = [staging]  # kept until MPI has read it
+        return self._work(request, f"scatter from rank {src} of shape {list(tensor.shape)} {tensor.dtype}",
+                          staging_alive.clear)
+
+    def all_to_all(self, output_list: list, input_list: list) -> Work:
+        outputs = [self.check_tensor(t, "all_to_all", "output_tensor_list") for t in output_list]
+        inputs = [self.check_tensor(t, "all_to_all", "input_tensor_list") for t in input_list]
+        for name, arrays in (("output_tensor_list", outputs), ("input_tensor_list", inputs)):
+            if len(arrays) != self.size:
+                raise ValueError(f"all_to_all(): {name} must hold one tensor per rank ({self.size}), got "
+                                 f"{len(arrays)}")
+        self.fingerprint_check("ALLTOALL", [])
+        # Each direction as one contiguous array with counts and offsets per rank (MPI_Ialltoallv): the
+        # tensors may differ in size from rank to rank.
+        send_counts = np.array([a.size for a in inputs], np.int64)
+        receive_counts = np.array([a.size for a in outputs], np.int64)
+        dtype = inputs[0].dtype if inputs else outputs[0].dtype
+        send = np.concatenate([a.reshape(-1) for a in inputs]).astype(dtype, copy=False)
+        received = np.empty(int(receive_counts.sum()), dtype)
+        request = self.comm.Ialltoallv(
+            [send, (send_counts.tolist(), _offsets(send_counts))],
+            [received, (receive_counts.tolist(), _offsets(receive_counts))])
+
+        def copy_out() -> None:
+            del send_alive[:]
+            for output, start, count in zip(outputs, _offsets(receive_counts), receive_counts):
+                output[...] = received[start:start + count].reshape(output.shape)
+        send_alive = [send]
+        return self._work(request, f"all_to_all of {len(inputs)} tensors ({dtype})", copy_out)
+
     def send(self, tensor, dst: int, tag: int) -> Work:
         array = self.check_tensor(tensor, "send")
         self.check_rank(dst, "send", "dst")
@@ -211,6 +275,11 @@ class _Pending:
         if not self.done:
             self.done = self.request.Test(self.status) if self.status is not None else self.request.Test()
         return self.done
+
+
+def _offsets(counts) -> list:
+    """Where each rank's part starts in a flat array of parts of ``counts`` elements."""
+    return [0] + np.cumsum(counts)[:-1].tolist()
 
 
 def _check_same(tensor, tensor_list, function: str, argument: str, size: int) -> None:

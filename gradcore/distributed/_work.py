@@ -32,7 +32,8 @@ class Work:
 
     ``test`` returns whether the transfer finished (it also lets MPI make progress); ``finish`` runs once after
     that (an average's division, copying gathered chunks out); ``description`` names the operation in a
-    time-out error.
+    time-out error. ``block(timeout_s)``, when given, replaces the host's polling in ``wait`` (NCCL: the
+    caller's stream waits, and the host only when asked to, within ``timeout_s`` or the group's timeout).
     """
 
     def __init__(self, test: Callable[[], bool], description: str, timeout_s: float, rank: int,
@@ -66,7 +67,7 @@ class Work:
         if self._completed:
             return True
         if self._block is not None:  # a device stream waits instead of the host (NCCL)
-            self._block()
+            self._block(None if timeout is None else _seconds(timeout))
             self._complete()
             return True
         limit_s = self._timeout_s if timeout is None else _seconds(timeout)

@@ -293,8 +293,8 @@ def test_random_sampling_runs_eagerly_with_a_warning():
 
 @pytest.mark.parametrize("kind", ["tensor hook", "retain_grad", "module hook", "post-accumulate hook"])
 def test_calls_that_run_hooks_run_eagerly(kind):
-    """A hook is Python that a replay would skip (a DDP all-reduce, a gradient clip in a hook): such calls are
-    never replayed."""
+    """A hook is Python that a replay would skip (a gradient clip in a hook): such calls are never replayed
+    (DistributedDataParallel's hook is marked capture_safe and records its all-reduces as host steps)."""
     torch.manual_seed(0)
     lin = nn.Linear(3, 1)
     seen = []

@@ -5,6 +5,11 @@ alone; a larger one runs its collectives through MPI on the host memory behind t
 pointers, so that ``mpiexec -n 2`` runs the NCCL backend's code end to end without a GPU. Every call is
 logged with the stream it was queued on (``Communicator.calls``): the backend must use its side stream, never
 the caller's.
+
+A communicator whose ``hang`` is set stands for one whose peers never join: its operations do not run and
+leave their stream stuck, so that no event recorded on it after them completes, until ``abort()`` (as
+``ncclCommAbort`` makes NCCL's kernels return). Synchronizing a stuck stream, which would block for ever on a
+GPU, raises ``AssertionError`` here.
 """
 from __future__ import annotations
 
@@ -29,19 +34,24 @@ class Stream:
     def __init__(self, null: bool = False, non_blocking: bool = False) -> None:
         self.ptr = 0 if null else next(_ids)
         self.waited_for: list = []
+        self.stuck = False
+        _streams[self.ptr] = self
 
     def wait_event(self, event) -> None:
         self.waited_for.append(event)
 
     def synchronize(self) -> None:
-        pass
+        if self.stuck:
+            raise AssertionError("synchronize() on a stream behind a collective that never completes: on a GPU "
+                                 "this would block for ever")
 
     def is_capturing(self) -> bool:
         return False  # this double never captures (the CuPy test double's own streams do)
 
 
 class Event:
-    """``cupy.cuda.Event``: the double runs synchronously, so an event is done once recorded."""
+    """``cupy.cuda.Event``: the double runs synchronously, so an event is done once recorded, unless it was
+    recorded on a stuck stream (done once the stream is released)."""
 
     def __init__(self, block: bool = False, disable_timing: bool = False, interprocess: bool = False) -> None:
         self.stream = None
@@ -51,12 +61,14 @@ class Event:
 
     @property
     def done(self) -> bool:
-        return self.stream is not None
+        return self.stream is not None and not self.stream.stuck
 
     def synchronize(self) -> None:
-        pass
+        if not self.done:
+            raise AssertionError("synchronize() on an event that never completes: on a GPU this would block for ever")
 
 
+_streams: dict = {}
 current_stream = Stream(null=True)
 
 
@@ -86,14 +98,30 @@ class NcclCommunicator:
             if any(i != ids[0] for i in ids):
                 raise RuntimeError("ncclInvalidUsage: the ranks were given different unique ids")
         self.destroyed = False
+        self.aborted = False
+        self.hang = False
+        self._stuck: list = []
 
-    def _log(self, name: str, stream: int, **details) -> None:
-        if self.destroyed:
-            raise RuntimeError("ncclInvalidUsage: the communicator was destroyed")
+    def _log(self, name: str, stream: int, **details) -> bool:
+        """Logs a call; returns False when the operation must not run (the communicator hangs)."""
+        if self.destroyed or self.aborted:
+            raise RuntimeError("ncclInvalidUsage: the communicator was destroyed or aborted")
         NcclCommunicator.calls.append(dict(details, name=name, stream=stream))
+        if self.hang:
+            _streams[stream].stuck = True
+            self._stuck.append(_streams[stream])
+            return False
+        return True
+
+    def abort(self) -> None:
+        NcclCommunicator.calls.append({"name": "abort"})
+        self.aborted = True
+        for stream in self._stuck:
+            stream.stuck = False
 
     def allReduce(self, send: int, recv: int, count: int, datatype: int, op: int, stream: int) -> None:
-        self._log("allReduce", stream, count=count, datatype=datatype, op=op)
+        if not self._log("allReduce", stream, count=count, datatype=datatype, op=op):
+            return
         source, target = _host(send, count, datatype), _host(recv, count, datatype)
         if self.size == 1:
             target[...] = source
@@ -103,12 +131,14 @@ class NcclCommunicator:
         target[...] = _numpy_op[op].reduce(gathered, axis=0)
 
     def bcast(self, buffer: int, count: int, datatype: int, root: int, stream: int) -> None:
-        self._log("bcast", stream, count=count, root=root)
+        if not self._log("bcast", stream, count=count, root=root):
+            return
         if self.size > 1:
             self.comm.Bcast(_host(buffer, count, datatype), root=root)
 
     def allGather(self, send: int, recv: int, count: int, datatype: int, stream: int) -> None:
-        self._log("allGather", stream, count=count)
+        if not self._log("allGather", stream, count=count):
+            return
         source, target = _host(send, count, datatype), _host(recv, count * self.size, datatype)
         if self.size == 1:
             target[...] = source
@@ -116,7 +146,8 @@ class NcclCommunicator:
             self.comm.Allgather(source.copy(), target)
 
     def reduceScatter(self, send: int, recv: int, count: int, datatype: int, op: int, stream: int) -> None:
-        self._log("reduceScatter", stream, count=count, op=op)
+        if not self._log("reduceScatter", stream, count=count, op=op):
+            return
         source = _host(send, count * self.size, datatype).reshape(self.size, count)
         target = _host(recv, count, datatype)
         if self.size == 1:
@@ -126,19 +157,70 @@ class NcclCommunicator:
         self.comm.Allgather(source.copy(), gathered)
         target[...] = _numpy_op[op].reduce(gathered[:, self.rank_id], axis=0)
 
+    def reduce(self, send: int, recv: int, count: int, datatype: int, op: int, root: int, stream: int) -> None:
+        if not self._log("reduce", stream, count=count, op=op, root=root):
+            return
+        source = _host(send, count, datatype)
+        if self.size == 1:
+            _host(recv, count, datatype)[...] = source
+            return
+        gathered = np.empty((self.size, count), source.dtype)
+        self.comm.Allgather(source.copy(), gathered)
+        if self.rank_id == root:
+            _host(recv, count, datatype)[...] = _numpy_op[op].reduce(gathered, axis=0)
+
     def send(self, buffer: int, count: int, datatype: int, peer: int, stream: int) -> None:
-        self._log("send", stream, count=count, peer=peer)
-        self.comm.Send(_host(buffer, count, datatype).copy(), dest=peer)
+        if not self._log("send", stream, count=count, peer=peer):
+            return
+        data = _host(buffer, count, datatype).copy()
+        if _group:
+            _group[-1].append(("send", self, data, peer))
+        else:
+            self.comm.Send(data, dest=peer)
 
     def recv(self, buffer: int, count: int, datatype: int, peer: int, stream: int) -> None:
-        self._log("recv", stream, count=count, peer=peer)
-        self.comm.Recv(_host(buffer, count, datatype), source=peer)
+        if not self._log("recv", stream, count=count, peer=peer):
+            return
+        target = _host(buffer, count, datatype)
+        if _group:
+            _group[-1].append(("recv", self, target, peer))
+        else:
+            self.comm.Recv(target, source=peer)
 
     def destroy(self) -> None:
         self.destroyed = True
 
 
 _unique_ids = itertools.count(1)
+_group: list = []  # the transfers queued since groupStart(), run together by groupEnd()
+
+
+def groupStart() -> None:
+    _group.append([])
+
+
+def groupEnd() -> None:
+    """Runs the queued sends and receives together, as NCCL does: sends to oneself meet receives from oneself
+    in order, the others go over MPI without blocking, so that no order of posting can deadlock."""
+    transfers = _group.pop()
+    to_self = [t for t in transfers if t[3] == t[1].rank_id]
+    sends = [t[2] for t in to_self if t[0] == "send"]
+    receives = [t[2] for t in to_self if t[0] == "recv"]
+    if len(sends) != len(receives):
+        raise RuntimeError("ncclInvalidUsage: unmatched send/recv to oneself in a group")
+    for data, target in zip(sends, receives):
+        target[...] = data
+    requests = []
+    for kind, communicator, buffer, peer in transfers:
+        if peer == communicator.rank_id:
+            continue
+        if kind == "send":
+            requests.append(communicator.comm.Isend(buffer, dest=peer))
+        else:
+            requests.append(communicator.comm.Irecv(buffer, source=peer))
+    if requests:
+        from mpi4py import MPI
+        MPI.Request.Waitall(requests)
 
 
 def get_unique_id() -> tuple:
@@ -146,7 +228,8 @@ def get_unique_id() -> tuple:
     return (first,) + (7,) * 127
 
 
-nccl = types.SimpleNamespace(NcclCommunicator=NcclCommunicator, get_unique_id=get_unique_id, available=True)
+nccl = types.SimpleNamespace(NcclCommunicator=NcclCommunicator, get_unique_id=get_unique_id, available=True,
+                             groupStart=groupStart, groupEnd=groupEnd)
 _numpy_dtype, _numpy_op = {}, {}
 for _value, (_name, _dtype) in enumerate(DTYPES.items()):
     setattr(nccl, _name, _value)

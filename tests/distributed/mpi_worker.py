@@ -10,6 +10,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 
 import numpy as np
 
@@ -89,6 +90,89 @@ def reduce_scatter_chunks(rank, size):
     np.testing.assert_allclose(output.numpy(), sum(rank_values(r, (4,)) * (rank + 1) for r in range(size)))
     dist.reduce_scatter(output, inputs, op=dist.ReduceOp.MAX)
     np.testing.assert_allclose(output.numpy(), np.max([rank_values(r, (4,)) * (rank + 1) for r in range(size)], 0))
+
+
+@check("collectives")
+def reduce_to_each_rank(rank, size):
+    everyone = np.stack([rank_values(r, (3, 2)) for r in range(size)])
+    for dst in range(size):
+        for op, want in ((dist.ReduceOp.SUM, everyone.sum(0)), (dist.ReduceOp.MAX, everyone.max(0)),
+                         (dist.ReduceOp.AVG, everyone.mean(0))):
+            t = torch.from_numpy(rank_values(rank, (3, 2)))
+            assert dist.reduce(t, dst=dst, op=op) is None
+            # Only dst receives the result; the others' tensors stay as they were.
+            np.testing.assert_allclose(t.numpy(), want if rank == dst else rank_values(rank, (3, 2)), rtol=1e-12)
+    t = torch.from_numpy(rank_values(rank, (4,), np.float32))
+    dist.reduce(t, group_dst=size - 1, async_op=True).wait()
+    if rank == size - 1:
+        np.testing.assert_array_equal(t.numpy(), sum(rank_values(r, (4,), np.float32) for r in range(size)))
+    try:
+        dist.reduce(t)
+    except ValueError as error:
+        assert "Must specify global_rank or group_rank" in str(error)
+    else:
+        raise AssertionError("reduce without dst was accepted")
+
+
+@check("collectives")
+def gather_and_scatter(rank, size):
+    for root in range(size):
+        gathered = [torch.zeros(2, 3, dtype=torch.float64) for _ in range(size)] if rank == root else None
+        dist.gather(torch.from_numpy(rank_values(rank, (2, 3))), gathered, dst=root)
+        if rank == root:
+            for r, t in enumerate(gathered):
+                np.testing.assert_array_equal(t.numpy(), rank_values(r, (2, 3)))
+        pieces = [torch.from_numpy(rank_values(root, (5,)) * (r + 1)) for r in range(size)] if rank == root else None
+        out = torch.zeros(5, dtype=torch.float64)
+        dist.scatter(out, pieces, src=root)
+        np.testing.assert_array_equal(out.numpy(), rank_values(root, (5,)) * (rank + 1))
+    # dst and src default to rank 0; the lists are for the root alone, as PyTorch checks.
+    expected = {
+        "gather": ("Argument ``gather_list`` must be specified on destination rank." if rank == 0 else
+                   "Argument ``gather_list`` must NOT be specified on non-destination ranks."),
+        "scatter": ("Argument ``scatter_list`` must be specified on source rank." if rank == 0 else
+                    "Argument ``scatter_list`` must NOT be specified on non-source ranks."),
+    }
+    one = torch.zeros(2)
+    wrong = None if rank == 0 else [torch.zeros(2) for _ in range(size)]
+    for name, call in (("gather", lambda: dist.gather(one, wrong)), ("scatter", lambda: dist.scatter(one, wrong))):
+        try:
+            call()
+        except ValueError as error:
+            assert str(error) == expected[name], str(error)
+        else:
+            raise AssertionError(f"{name} accepted a wrong list")
+    if rank == 0:  # refused before any transfer: the other ranks do not take part
+        try:
+            dist.gather(one, [torch.zeros(2, dtype=torch.float64)] * size)
+        except ValueError as error:
+            assert "Invalid usage of tensors with different dtypes" in str(error)
+        else:
+            raise AssertionError("gather accepted mixed dtypes")
+    dist.barrier()
+
+
+@check("collectives")
+def all_to_all_uneven(rank, size):
+    # Rank r sends rank s a tensor of s + r + 1 elements: sizes differ in both directions.
+    inputs = [torch.from_numpy(np.full(s + rank + 1, 10.0 * rank + s)) for s in range(size)]
+    outputs = [torch.zeros(rank + s + 1, dtype=torch.float64) for s in range(size)]
+    assert dist.all_to_all(outputs, inputs) is None
+    for s, out in enumerate(outputs):
+        np.testing.assert_array_equal(out.numpy(), np.full(rank + s + 1, 10.0 * s + rank))
+    # all_to_all_single: equal splits of the rows, then the uneven form.
+    x = torch.from_numpy(rank_values(rank, (2 * size, 3)))
+    y = torch.zeros(2 * size, 3, dtype=torch.float64)
+    dist.all_to_all_single(y, x, async_op=True).wait()
+    want = np.concatenate([rank_values(s, (2 * size, 3))[2 * rank:2 * rank + 2] for s in range(size)])
+    np.testing.assert_array_equal(y.numpy(), want)
+    send_sizes = [s + 1 for s in range(size)]  # rank r sends s + 1 rows to rank s
+    x = torch.from_numpy(np.arange(sum(send_sizes), dtype=np.float64) + 100 * rank)
+    y = torch.zeros(size * (rank + 1), dtype=torch.float64)
+    dist.all_to_all_single(y, x, output_split_sizes=[rank + 1] * size, input_split_sizes=send_sizes)
+    offsets = np.cumsum([0] + send_sizes)
+    want = np.concatenate([np.arange(offsets[rank], offsets[rank + 1]) + 100.0 * s for s in range(size)])
+    np.testing.assert_array_equal(y.numpy(), want)
 
 
 @check("collectives")
@@ -187,6 +271,43 @@ def ddp_equals_one_process_sgd_momentum(rank, size):
 @check("ddp")
 def ddp_equals_one_process_adam(rank, size):
     compare_with_one_process(rank, size, lambda p: torch.optim.Adam(p, lr=0.01), 0.0005)
+
+
+@check("ddp")
+def ddp_gradient_as_bucket_view(rank, size):
+    # .grad becomes a view of its bucket: the same training as one process, and no copy back.
+    for set_to_none in (True, False):
+        batches = data(4, 4 * size)
+        reference = make_model(0)
+        reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+        model = DistributedDataParallel(make_model(0 if rank == 0 else 100 + rank), bucket_cap_mb=0.0005,
+                                        gradient_as_bucket_view=True)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss_fn = nn.CrossEntropyLoss()
+        share = slice(rank * 4, (rank + 1) * 4)
+        for x, y in batches:
+            reference_optimizer.zero_grad(set_to_none=set_to_none)
+            loss_fn(reference(x), y).backward()
+            reference_optimizer.step()
+            optimizer.zero_grad(set_to_none=set_to_none)
+            loss_fn(model(x[share]), y[share]).backward()
+            for bucket in model._buckets:
+                flat = bucket.flat.numpy()
+                for p in bucket.params:
+                    assert np.shares_memory(p.grad.numpy(), flat)
+            optimizer.step()
+        for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+            np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-6,
+                                       err_msg=f"{name} set_to_none={set_to_none}")
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=0, atol=1e-9, err_msg=name)
+    # Gradients that exist when the model is wrapped move into the buckets.
+    module = make_model(0)
+    module(torch.ones(2, 5, dtype=torch.float64)).sum().backward()
+    before = [p.grad.numpy().copy() for p in module.parameters()]
+    model = DistributedDataParallel(module, gradient_as_bucket_view=True)
+    for p, value in zip(module.parameters(), before):
+        np.testing.assert_array_equal(p.grad.numpy(), value)
+        assert np.shares_memory(p.grad.numpy(), model._buckets[0].flat.numpy())
 
 
 @check("ddp")
@@ -317,6 +438,232 @@ def ddp_broadcasts_parameters_and_buffers(rank, size):
     module.running.fill_(float(rank + 5))
     model(torch.ones(1, 2)).sum().backward()  # each forward broadcasts the buffers again (broadcast_buffers)
     assert module.running.tolist() == [5.0] * 3
+
+
+# -- DistributedDataParallel under gradcore.compile ---------------------------------------------------------
+def counting_all_reduces(calls: list):
+    """Counts the default group's all-reduces (and broadcasts) from now on; returns a function that stops it."""
+    group = dist._default_group
+    all_reduce, broadcast = group.all_reduce, group.broadcast
+
+    def counted_all_reduce(tensor, op):
+        calls.append("all_reduce")
+        return all_reduce(tensor, op)
+
+    def counted_broadcast(tensor, src):
+        calls.append("broadcast")
+        return broadcast(tensor, src)
+    group.all_reduce, group.broadcast = counted_all_reduce, counted_broadcast
+
+    def stop():
+        del group.all_reduce, group.broadcast
+    return stop
+
+
+def compiled_training(rank, size, make_optimizer, steps: int, compiled, module_only: bool = False,
+                      **ddp_options):
+    """Trains a DDP model (rank 1 from other weights) on each rank's share of ``steps`` batches, with the whole
+    step (forward, loss, backward, optimizer.step) in one compiled function, or with only the DDP module
+    compiled (``module_only``), or eagerly. Returns the module, the ranks' mean losses, and the compiled
+    callable (None when eager)."""
+    batches = data(steps, 4 * size)
+    model = DistributedDataParallel(make_model(0 if rank == 0 else 100 + rank), bucket_cap_mb=0.0005,
+                                    **ddp_options)
+    optimizer = make_optimizer(model.parameters())
+    loss_fn = nn.CrossEntropyLoss()
+    forward = torch.compile(model) if module_only else model
+
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = loss_fn(forward(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    run = torch.compile(step) if compiled and not module_only else step
+    share = slice(rank * 4, (rank + 1) * 4)
+    losses = []
+    calls: list = []
+    stop = counting_all_reduces(calls)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a call that fell back to eager would warn
+            for k, (x, y) in enumerate(batches):
+                before = len(calls)
+                losses.append(run(x[share], y[share]).item())
+                # Every call, replays included, all-reduces each bucket once.
+                assert calls[before:] == ["all_reduce"] * len(model._buckets), (k, calls[before:])
+                assert not model._armed  # the reduction ended as after an eager step
+    finally:
+        stop()
+    every_loss = torch.tensor(losses, dtype=torch.float64)
+    dist.all_reduce(every_loss, op=dist.ReduceOp.AVG)
+    if module_only:
+        return model, every_loss.numpy(), forward._compiled_call
+    return model, every_loss.numpy(), run if compiled else None
+
+
+def compiled_equals_one_process_and_eager(rank, size, make_optimizer, **ddp_options):
+    steps = 6
+    reference = make_model(0)
+    reference_losses = train(reference, make_optimizer(reference.parameters()), data(steps, 4 * size))
+    model, losses, compiled = compiled_training(rank, size, make_optimizer, steps, compiled=True, **ddp_options)
+    eager_model, eager_losses, _ = compiled_training(rank, size, make_optimizer, steps, compiled=False,
+                                                     **ddp_options)
+    # The first call captures, the second captures again and is compared with the first, the rest replay.
+    assert compiled.stats == {"captures": 3, "replays": steps - 3, "eager": 0}, compiled.stats
+    listing = compiled.listing()
+    assert listing.count("all_reduce_start") == listing.count("all_reduce_wait") == 2 * len(model._buckets)
+    assert "[host]" in listing
+    np.testing.assert_allclose(losses, reference_losses, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(losses, eager_losses)
+    for (name, p), q, e in zip(model.module.named_parameters(), reference.parameters(),
+                               eager_model.module.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(p.detach().numpy(), e.detach().numpy(), err_msg=name)
+
+
+@check("compile")
+def compiled_ddp_equals_one_process_sgd_momentum(rank, size):
+    compiled_equals_one_process_and_eager(rank, size, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))
+
+
+@check("compile")
+def compiled_ddp_equals_one_process_adam(rank, size):
+    compiled_equals_one_process_and_eager(rank, size, lambda p: torch.optim.Adam(p, lr=0.01))
+
+
+@check("compile")
+def compiled_ddp_gradient_as_bucket_view(rank, size):
+    compiled_equals_one_process_and_eager(rank, size, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+                                          gradient_as_bucket_view=True)
+
+
+@check("compile")
+def compiled_ddp_module_with_backward_outside(rank, size):
+    # gradcore.compile(ddp_model): the forward replays, backward() runs outside the compiled call and its hooks
+    # all-reduce eagerly, as the replayed forward prepared the reduction.
+    steps = 6
+    make_optimizer = lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)  # noqa: E731
+    reference = make_model(0)
+    reference_losses = train(reference, make_optimizer(reference.parameters()), data(steps, 4 * size))
+    model, losses, compiled = compiled_training(rank, size, make_optimizer, steps, True, module_only=True)
+    assert compiled.stats == {"captures": 2, "replays": steps - 2, "eager": 0}, compiled.stats
+    np.testing.assert_allclose(losses, reference_losses, rtol=0, atol=1e-6)
+    for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-6, err_msg=name)
+
+
+@check("compile")
+def compiled_ddp_no_sync_accumulation(rank, size):
+    # Rounds of two micro-batches under no_sync and a third synchronised, each micro-batch one compiled call;
+    # the no_sync calls are other variants (DDP's sync state is part of the guards): they must not communicate.
+    # Later rounds enter no_sync inside a compiled call. The gradients are zeroed in place between rounds (the
+    # same .grad tensors, so that the calls replay).
+    rounds = 8
+    batches = data(3 * rounds, 4 * size)
+    reference = make_model(3)
+    model = DistributedDataParallel(make_model(3 + rank), bucket_cap_mb=0.0005)
+    loss_fn = nn.CrossEntropyLoss()
+
+    @torch.compile
+    def micro(x, y):
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        return loss
+
+    @torch.compile
+    def micro_without_sync(x, y):  # no_sync entered inside the compiled call
+        with model.no_sync():
+            loss_fn(model(x), y).backward()
+
+    share = slice(rank * 4, (rank + 1) * 4)
+    calls: list = []
+    stop = counting_all_reduces(calls)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for r in range(rounds):
+                round_batches = batches[3 * r:3 * r + 3]
+                for p in list(model.parameters()) + list(reference.parameters()):
+                    if p.grad is not None:
+                        p.grad.zero_()
+                for x, y in round_batches:
+                    loss_fn(reference(x), y).backward()
+                before = len(calls)
+                if r < rounds // 2:
+                    with model.no_sync():
+                        for x, y in round_batches[:2]:
+                            micro(x[share], y[share])
+                else:
+                    for x, y in round_batches[:2]:
+                        micro_without_sync(x[share], y[share])
+                assert calls[before:] == [], calls[before:]
+                x, y = round_batches[2]
+                micro(x[share], y[share])
+                assert calls[before:] == ["all_reduce"] * len(model._buckets), calls[before:]
+                for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+                    np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=0, atol=1e-9,
+                                               err_msg=f"round {r} {name}")
+    finally:
+        stop()
+    # micro: three variants (no_sync with .grad None, no_sync with .grad, sync), the last two verified once.
+    assert micro.stats == {"captures": 5, "replays": 11, "eager": 0}, micro.stats
+    assert micro_without_sync.stats == {"captures": 2, "replays": 6, "eager": 0}, micro_without_sync.stats
+
+
+@check("compile")
+def compiled_ddp_broadcasts_buffers(rank, size):
+    class WithBuffer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+            self.register_buffer("offset", torch.zeros(2))
+
+        def forward(self, x):
+            return self.linear(x) + self.offset
+
+    torch.manual_seed(0)
+    module = WithBuffer().double()
+    model = DistributedDataParallel(module)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    @torch.compile
+    def step(x):
+        optimizer.zero_grad()
+        loss = model(x).pow(2).sum()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(5):
+            # Every call, replays included, broadcasts rank 0's buffers before the forward.
+            module.offset.fill_(float(k if rank == 0 else 50 + rank))
+            loss = step(torch.ones(1, 2, dtype=torch.float64) * (k + 1))
+            assert module.offset.tolist() == [float(k)] * 2, (k, module.offset.tolist())
+            losses = torch.tensor([loss.item()], dtype=torch.float64)
+            dist.all_reduce(losses, op=dist.ReduceOp.MAX)
+            assert losses.item() == loss.item()  # the same loss on every rank
+    assert step.stats["replays"] == 2 and step.stats["eager"] == 0, step.stats
+
+
+@check("compile")
+def compiled_ddp_find_unused_parameters_runs_eagerly(rank, size):
+    torch.manual_seed(0)
+    model = DistributedDataParallel(nn.Linear(3, 2).double(), find_unused_parameters=True)
+
+    @torch.compile
+    def step(x):
+        model(x).sum().backward()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            step(torch.ones(1, 3, dtype=torch.float64))
+    assert any("find_unused_parameters=True" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    assert step.stats["replays"] == 0 and step.stats["eager"] >= 1, step.stats
 
 
 # -- failures ---------------------------------------------------------------------------------------------

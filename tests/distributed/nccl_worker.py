@@ -51,7 +51,25 @@ def nccl_collectives(rank: int, size: int) -> None:
     else:
         got = torch.zeros(3, device="cuda")
         assert dist.recv(got, src=peer) == peer and got.cpu().tolist() == [4.0] * 3
-    assert all(call["stream"] == dist._default_group.stream.ptr for call in fake_nccl.NcclCommunicator.calls)
+    everyone = np.stack([np.arange(4.0) + 10 * r for r in range(size)]).astype(np.float32)
+    for dst in range(size):
+        t = torch.tensor(everyone[rank], device="cuda")
+        dist.reduce(t, dst=dst, op=dist.ReduceOp.MAX)
+        assert t.cpu().tolist() == (everyone.max(0) if rank == dst else everyone[rank]).tolist()
+        gathered = [torch.zeros(4, device="cuda") for _ in range(size)] if rank == dst else None
+        dist.gather(torch.tensor(everyone[rank], device="cuda"), gathered, dst=dst)
+        if rank == dst:
+            assert [g.cpu().tolist() for g in gathered] == everyone.tolist()
+        pieces = [torch.tensor(everyone[r] * (dst + 1), device="cuda") for r in range(size)] if rank == dst else None
+        out = torch.zeros(4, device="cuda")
+        dist.scatter(out, pieces, src=dst)
+        assert out.cpu().tolist() == (everyone[rank] * (dst + 1)).tolist()
+    # Rank r sends rank s a tensor of r + s + 1 elements.
+    received = [torch.zeros(rank + s + 1, device="cuda") for s in range(size)]
+    dist.all_to_all(received, [torch.full((rank + s + 1,), 10.0 * rank + s, device="cuda") for s in range(size)])
+    assert [r.cpu().tolist() for r in received] == [[10.0 * s + rank] * (rank + s + 1) for s in range(size)]
+    assert all(call["stream"] == dist._default_group.stream.ptr for call in fake_nccl.NcclCommunicator.calls
+               if "stream" in call)
 
 
 def nccl_ddp_equals_one_process(rank: int, size: int) -> None:

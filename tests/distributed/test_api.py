@@ -16,6 +16,11 @@ def _calls(lib, distributed):
         "broadcast": lambda: distributed.broadcast(t, 0),
         "all_gather": lambda: distributed.all_gather([t], t),
         "reduce_scatter": lambda: distributed.reduce_scatter(t, [t]),
+        "reduce": lambda: distributed.reduce(t, 0),
+        "gather": lambda: distributed.gather(t, [t], dst=0),
+        "scatter": lambda: distributed.scatter(t, [t], src=0),
+        "all_to_all": lambda: distributed.all_to_all([t], [t]),
+        "all_to_all_single": lambda: distributed.all_to_all_single(t, t),
         "barrier": lambda: distributed.barrier(),
         "send": lambda: distributed.send(t, 1),
     }

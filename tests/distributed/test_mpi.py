@@ -14,9 +14,11 @@ from mpi_launch import WORKER, check_results, run_mpi
 pytestmark = pytest.mark.mpiexec
 
 COLLECTIVES = ["all_reduce_every_op", "all_reduce_async_work", "broadcast_from_each_rank", "all_gather_rows",
-               "reduce_scatter_chunks", "send_recv_ring", "errors_named_as_pytorch"]
+               "reduce_scatter_chunks", "reduce_to_each_rank", "gather_and_scatter", "all_to_all_uneven",
+               "send_recv_ring", "errors_named_as_pytorch"]
 DDP = ["ddp_equals_one_process_sgd_momentum", "ddp_equals_one_process_adam", "ddp_no_sync_accumulation",
-       "ddp_find_unused_parameters", "ddp_buckets_overlap_backward", "ddp_rejects_another_model",
+       "ddp_find_unused_parameters", "ddp_buckets_overlap_backward",
+       "ddp_gradient_as_bucket_view", "ddp_rejects_another_model",
        "ddp_broadcasts_parameters_and_buffers"]
 
 _runs: dict = {}
@@ -25,7 +27,7 @@ _runs: dict = {}
 def _stdout(group: str, ranks: int, env: dict | None = None) -> str:
     key = (group, ranks)
     if key not in _runs:
-        _runs[key] = run_mpi(ranks, [WORKER, group], env=env).stdout
+        _runs[key] = run_mpi(ranks, [WORKER, group], timeout_s=120, env=env).stdout
     return _runs[key]
 
 

@@ -3,7 +3,9 @@ in this process with world size 1, and under ``mpiexec -n 2`` with the fake comm
 On a machine with a GPU and NCCL, the last test runs the real thing with world size 1."""
 from __future__ import annotations
 
+import datetime
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -63,6 +65,27 @@ def test_collectives_on_the_side_stream(nccl_group) -> None:
     assert names[:4] == ["allReduce", "allReduce", "allGather", "reduceScatter"] and "bcast" in names
 
 
+def test_rooted_collectives_and_all_to_all_on_the_side_stream(nccl_group) -> None:
+    values = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    t = gradcore.tensor(values, device="cuda")
+    dist.reduce(t, dst=0, op=dist.ReduceOp.SUM)
+    np.testing.assert_array_equal(t.cpu().numpy(), values)
+    gathered = [gradcore.zeros(2, 3, device="cuda")]
+    dist.gather(t, gathered, dst=0)
+    np.testing.assert_array_equal(gathered[0].cpu().numpy(), values)
+    out = gradcore.zeros(2, 3, device="cuda")
+    dist.scatter(out, [t * 3], src=0)
+    np.testing.assert_array_equal(out.cpu().numpy(), values * 3)
+    received = [gradcore.zeros(4, device="cuda")]
+    dist.all_to_all(received, [gradcore.arange(4.0, device="cuda")])
+    assert received[0].cpu().tolist() == [0.0, 1.0, 2.0, 3.0]
+    calls = fake_nccl.NcclCommunicator.calls
+    assert [c["name"] for c in calls[:2]] == ["reduce", "send"] and calls[0]["root"] == 0
+    # gather, scatter and all_to_all are a send and a receive each (to and from oneself), in NCCL groups.
+    assert [c["name"] for c in calls[1:]] == ["send", "recv"] * 3
+    assert all(c["stream"] == nccl_group.stream.ptr for c in calls)
+
+
 def test_cpu_tensor_and_unknown_dtype_refused(nccl_group) -> None:
     with pytest.raises(ValueError, match="backend 'nccl' does not support cpu tensors"):
         dist.all_reduce(gradcore.ones(2, device="cpu"))
@@ -87,6 +110,153 @@ def test_ddp_on_cuda_world_size_1(nccl_group) -> None:
         np.testing.assert_allclose(p.grad.cpu().numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-7)  # float32 GEMMs
     reduces = [c for c in fake_nccl.NcclCommunicator.calls if c["name"] == "allReduce"]
     assert len(reduces) == len(ddp._buckets) > 1
+
+
+# -- bounded waits: a communicator whose peers never join -------------------------------------------------
+TIMEOUT_S = 0.4
+
+
+@pytest.fixture
+def hung_group(fake_cuda, monkeypatch):
+    """A world-size-1 "nccl" group with a timeout of TIMEOUT_S whose communicator never completes an operation."""
+    fake_nccl.install(fake_cuda, monkeypatch.setattr)
+    fake_nccl.NcclCommunicator.calls.clear()
+    for name in ("RANK", "WORLD_SIZE", "PMI_RANK", "PMI_SIZE", "TORCH_NCCL_BLOCKING_WAIT"):
+        monkeypatch.delenv(name, raising=False)
+
+    def start(blocking_wait: bool = False):
+        if blocking_wait:
+            monkeypatch.setenv("TORCH_NCCL_BLOCKING_WAIT", "1")
+        dist.init_process_group("nccl", rank=0, world_size=1, timeout=datetime.timedelta(seconds=TIMEOUT_S))
+        group = dist._default_group
+        group.comm.hang = True
+        return group
+    yield start
+    if dist.is_initialized():
+        dist.destroy_process_group()  # after an abort: returns at once, the communicator is gone
+
+
+def _aborted() -> bool:
+    return any(c["name"] == "abort" for c in fake_nccl.NcclCommunicator.calls)
+
+
+def test_pytorch_error_type_for_a_timed_out_collective() -> None:
+    torch = pytest.importorskip("torch")
+    # PyTorch raises torch.distributed.DistBackendError, a DistError and so a RuntimeError.
+    assert [c.__name__ for c in dist.DistBackendError.__mro__[:4]] == \
+        [c.__name__ for c in torch.distributed.DistBackendError.__mro__[:4]]
+    assert issubclass(dist.DistBackendError, RuntimeError)
+
+
+def test_wait_with_a_timeout_blocks_the_host_then_aborts(hung_group) -> None:
+    group = hung_group()
+    t = gradcore.ones(6, device="cuda")
+    work = dist.all_reduce(t, async_op=True)
+    assert not work.is_completed()
+    start = time.monotonic()
+    with pytest.raises(dist.DistBackendError) as caught:
+        work.wait(timeout=datetime.timedelta(seconds=0.1))
+    assert 0.1 <= time.monotonic() - start < 5
+    message = str(caught.value)
+    assert "[Rank 0] Work WorkNCCL(SeqNum=1, OpType=ALLREDUCE, NumelIn=6, NumelOut=6, Timeout(ms)=100) timed out " \
+           "in blocking wait" in message, message
+    assert "all_reduce (op SUM) of shape [6]" in message
+    assert _aborted() and group.comm.aborted
+    # The group cannot be used any more: every later collective says why.
+    with pytest.raises(dist.DistBackendError, match="communicator was aborted after a collective timed out"):
+        dist.all_reduce(t)
+    with pytest.raises(dist.DistBackendError):
+        work.is_completed()
+
+
+def test_blocking_wait_bounds_a_plain_collective(hung_group) -> None:
+    hung_group(blocking_wait=True)
+    start = time.monotonic()
+    with pytest.raises(dist.DistBackendError, match=r"OpType=BROADCAST, NumelIn=3, NumelOut=3, Timeout\(ms\)=400"):
+        dist.broadcast(gradcore.ones(3, device="cuda"), src=0)
+    assert TIMEOUT_S <= time.monotonic() - start < 5
+    assert _aborted()
+
+
+def test_the_watchdog_aborts_a_collective_nobody_waits_for(hung_group) -> None:
+    group = hung_group()
+    t = gradcore.ones(2, 3, device="cuda")
+    dist.all_reduce(t)  # returns at once: only the caller's stream waits
+    assert group.stream.stuck and not _aborted()
+    deadline = time.monotonic() + 10
+    while not _aborted() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _aborted(), "the watchdog did not abort the communicator"
+    assert not group.stream.stuck  # the abort released what was queued behind the collective
+    with pytest.raises(dist.DistBackendError) as caught:
+        dist.all_reduce(t)
+    message = str(caught.value)
+    assert "Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, OpType=ALLREDUCE, NumelIn=6, " \
+           "NumelOut=6, Timeout(ms)=400) ran for" in message, message
+
+
+def test_a_host_wait_raises_when_the_watchdog_aborts_first(hung_group) -> None:
+    # The wait's own deadline (5 s) is later than the group's timeout: the watchdog aborts first, which lets
+    # the collective's event complete with undefined data; the wait must still raise, not return.
+    hung_group()
+    work = dist.all_reduce(gradcore.ones(2, device="cuda"), async_op=True)
+    start = time.monotonic()
+    with pytest.raises(dist.DistBackendError, match="Watchdog caught collective operation timeout"):
+        work.wait(timeout=5.0)
+    assert time.monotonic() - start < 4
+
+
+@pytest.mark.parametrize("what", ["barrier", "debug handshake"])
+def test_host_waits_of_the_backend_are_bounded(hung_group, what: str) -> None:
+    group = hung_group()
+    start = time.monotonic()
+    with pytest.raises(dist.DistBackendError, match="timeout"):
+        if what == "barrier":
+            group.barrier()  # dist.barrier() has nothing to wait for at world size 1
+        else:
+            group.exchange_objects(("ALLREDUCE", [[2]]), "the collective check before ALLREDUCE")
+    assert TIMEOUT_S <= time.monotonic() - start < 5
+    assert _aborted()
+
+
+def test_compiled_ddp_step_all_reduces_on_every_replay(nccl_group) -> None:
+    import warnings
+    gradcore.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    reference = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    reference.load_state_dict(model.state_dict())
+    reference.cpu()
+    model.cuda()
+    ddp = DistributedDataParallel(model, bucket_cap_mb=0.0001)
+    optimizer = gradcore.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    reference_optimizer = gradcore.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+
+    @gradcore.compile
+    def step(x):
+        optimizer.zero_grad()
+        loss = ddp(x).pow(2).sum()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    generator = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            x = gradcore.tensor(generator.standard_normal((5, 4)).astype(np.float32), device="cpu")
+            before = len(fake_nccl.NcclCommunicator.calls)
+            loss = step(x.cuda())
+            reduces = [c for c in fake_nccl.NcclCommunicator.calls[before:] if c["name"] == "allReduce"]
+            assert len(reduces) == len(ddp._buckets) > 1
+            reference_optimizer.zero_grad()
+            expected = reference(x).pow(2).sum()
+            expected.backward()
+            reference_optimizer.step()
+            np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-5)
+    # Captured without, then with the momentum buffers, verified once, then replayed.
+    assert step.stats == {"captures": 3, "replays": 2, "eager": 0}, step.stats
+    for p, q in zip(model.parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.detach().cpu().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_init_needs_rank_and_world_size(fake_cuda, monkeypatch) -> None:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import weakref
 from typing import Any, Iterator
 
 from ... import distributed as dist
+from ..._capture import trace as _trace
 from ...autograd import is_grad_enabled
 from ...autograd.function import AccumulateGrad
 from ...tensor import Tensor, make_tensor
@@ -45,7 +48,9 @@ class DistributedDataParallel(Module):
     grouped into buckets (``bucket_cap_mb``, 25 MiB by default, in reverse order of registration, which is
     roughly the order backward produces them); when every gradient of a bucket has been accumulated, the bucket
     is all-reduced, averaged, without waiting, so that the transfer runs while backward goes on. The last
-    gradient of backward waits for all buckets and writes the averages back into ``.grad``. ``no_sync()`` skips
+    gradient of backward waits for all buckets and writes the averages back into ``.grad`` (with
+    ``gradient_as_bucket_view=True``, ``.grad`` is a view of its bucket instead, so that nothing is copied back
+    and the gradients take no memory of their own, as in PyTorch). ``no_sync()`` skips
     the all-reduce (gradients accumulate locally); ``find_unused_parameters=True`` lets a forward leave some
     parameters out of the graph. One process drives one device, so ``device_ids``, ``output_device`` and
     ``dim`` have nothing to choose; they, ``check_reduction`` and ``static_graph`` are accepted for PyTorch's
@@ -58,8 +63,6 @@ class DistributedDataParallel(Module):
                  check_reduction: bool = False, gradient_as_bucket_view: bool = False,
                  static_graph: bool = False) -> None:
         super().__init__()
-        if gradient_as_bucket_view:
-            raise NotImplementedError("DistributedDataParallel: gradient_as_bucket_view=True is not supported")
         group = dist._group(process_group)
         params = []
         for p in module.parameters():
@@ -73,6 +76,7 @@ class DistributedDataParallel(Module):
         self.broadcast_buffers = broadcast_buffers
         self.find_unused_parameters = find_unused_parameters
         self.require_backward_grad_sync = True
+        self.gradient_as_bucket_view = gradient_as_bucket_view
         self.bucket_bytes_cap = int((25 if bucket_cap_mb is None else bucket_cap_mb) * _MIB)
         self._params = params
         self._verify_same_model(group, module)
@@ -80,8 +84,16 @@ class DistributedDataParallel(Module):
             self._broadcast_state(module)
         self._buckets = self._build_buckets(params, group)
         self._position = {id(p): (bucket, i) for bucket in self._buckets for i, p in enumerate(bucket.params)}
+        if gradient_as_bucket_view:  # gradients that exist already move into their buckets
+            for bucket in self._buckets:
+                for position, p in enumerate(bucket.params):
+                    if p._grad is not None:
+                        view = bucket.slot(position)
+                        view[...] = p._grad._data
+                        p._grad = make_tensor(view)
         self._armed = False  # a forward with grad enabled and sync on prepared a reduction
         self._ready: set = set()
+        self._sync_at_capture_start = None  # (weakref to a capture's recorder, require_backward_grad_sync then)
         self._hook_handles = [p.register_post_accumulate_grad_hook(self._gradient_ready) for p in params]
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -142,16 +154,28 @@ class DistributedDataParallel(Module):
                 "indicates that your module has parameters that were not used in producing loss. You can enable "
                 "unused parameter detection by passing the keyword argument `find_unused_parameters=True` to "
                 "`gradcore.nn.parallel.DistributedDataParallel`.")
+        capturing = _capturing()
+        if capturing is not None and self.find_unused_parameters:
+            # Which parameters the other ranks left out is not something a replay could see change.
+            capturing.unsupported = capturing.unsupported or (
+                "DistributedDataParallel(find_unused_parameters=True) decides from the graph of each call")
         if self.broadcast_buffers and self.process_group.size > 1:
             buffers = self._state_tensors(self.module, buffers_only=True)
-            for work in [self.process_group.broadcast(b, 0) for b in buffers]:
-                work.wait()
+            if capturing is not None:
+                for b in buffers:
+                    _trace.host_call(functools.partial(_broadcast_from_rank_0, self.process_group), "broadcast",
+                                     b._data)
+            else:
+                for work in [self.process_group.broadcast(b, 0) for b in buffers]:
+                    work.wait()
         output = self.module(*inputs, **kwargs)
-        self._armed = is_grad_enabled() and self.require_backward_grad_sync
-        self._ready = set()
-        for bucket in self._buckets:
-            bucket.pending = len(bucket.params)
-            bucket.work = None
+        armed = is_grad_enabled() and self.require_backward_grad_sync
+        if capturing is not None:
+            # A replay prepares the reduction too: a backward outside the compiled call (gradcore.compile of
+            # the module alone) then all-reduces from the hooks, as after an eager forward.
+            _trace.host_call(functools.partial(self._prepare_reduction, armed), "ddp_prepare_reduction")
+        else:
+            self._prepare_reduction(armed)
         if self._armed and self.find_unused_parameters:
             used = _leaves_reached(output)
             self._unused = [p for p in self._params if id(p) not in used]
@@ -161,9 +185,24 @@ class DistributedDataParallel(Module):
             self._unused = []
         return output
 
+    def _prepare_reduction(self, armed: bool) -> None:
+        self._armed = armed
+        self._ready = set()
+        for bucket in self._buckets:
+            bucket.pending = len(bucket.params)
+            bucket.work = None
+
+    def _reduction_done(self) -> None:
+        self._armed = False
+        self._ready = set()
+
     def _gradient_ready(self, param: Tensor) -> None:
         if self._armed:
             self._mark_ready(param, unused=False)
+
+    # Under gradcore.compile the hook's array work is recorded, and its all-reduces become host steps of the
+    # program (_RecordedAllReduce): a replay needs none of its Python.
+    _gradient_ready.capture_safe = True
 
     def _mark_ready(self, param: Tensor, unused: bool) -> None:
         if id(param) in self._ready:
@@ -173,14 +212,19 @@ class DistributedDataParallel(Module):
         slot = bucket.slot(position)
         if unused or param._grad is None:
             slot[...] = 0
-        else:
+        elif not (self.gradient_as_bucket_view and _same_memory(param._grad._data, slot)):
             slot[...] = param._grad._data
+            if self.gradient_as_bucket_view:  # from now on .grad is the bucket's view (accumulated in place)
+                param._grad = make_tensor(slot)
         bucket.pending -= 1
         if bucket.pending == 0:
             # Averaging is a division before a sum: one pass over the flat array, and the result needs none.
             flat = bucket.flat._data
             flat *= 1.0 / self.process_group.size
-            bucket.work = self.process_group.all_reduce(bucket.flat, dist.ReduceOp.SUM)
+            if _capturing() is not None:
+                bucket.work = _RecordedAllReduce(self.process_group, flat)
+            else:
+                bucket.work = self.process_group.all_reduce(bucket.flat, dist.ReduceOp.SUM)
         # Each ready gradient also lets MPI move the transfers already started along.
         for other in self._buckets:
             if other.work is not None:
@@ -189,10 +233,12 @@ class DistributedDataParallel(Module):
             self._finish_reduction()
 
     def _finish_reduction(self) -> None:
-        self._armed = False
-        self._ready = set()
+        if _capturing() is not None:  # a replay of a whole training step runs no hook: this step disarms
+            _trace.host_call(self._reduction_done, "ddp_reduction_done")
+        else:
+            self._reduction_done()
         unused_everywhere = set()
-        if self._unused:
+        if self.find_unused_parameters:  # every rank takes part, whether or not it left parameters out itself
             unused_everywhere = self._unused_on_every_rank()
         for bucket in self._buckets:
             bucket.work.wait()
@@ -200,7 +246,12 @@ class DistributedDataParallel(Module):
                 if id(p) in unused_everywhere:
                     continue
                 averaged = bucket.slot(position)
-                if p._grad is None:
+                if self.gradient_as_bucket_view:
+                    if p._grad is None or not _same_memory(p._grad._data, averaged):
+                        p._grad = make_tensor(averaged)
+                    else:
+                        p._grad._version_counter.value += 1
+                elif p._grad is None:
                     p._grad = make_tensor(averaged.copy())
                 else:
                     p._grad._data[...] = averaged
@@ -219,14 +270,75 @@ class DistributedDataParallel(Module):
     def no_sync(self) -> Iterator[None]:
         """A context manager in which backward accumulates gradients locally, without all-reducing them."""
         previous = self.require_backward_grad_sync
+        recorder = _capturing()
+        if recorder is not None and (self._sync_at_capture_start is None
+                                     or self._sync_at_capture_start[0]() is not recorder):
+            self._sync_at_capture_start = (weakref.ref(recorder), previous)
         self.require_backward_grad_sync = False
         try:
             yield
         finally:
             self.require_backward_grad_sync = previous
 
+    def _capture_guard(self) -> bool:
+        """What a compiled call that ran this module depends on, checked before each replay: whether backward
+        all-reduces (outside ``no_sync()``), as it was when the call began, even if the call entered no_sync()."""
+        start = self._sync_at_capture_start
+        recorder = _capturing()
+        if start is not None and recorder is not None and start[0]() is recorder:
+            return start[1]
+        return self.require_backward_grad_sync
+
     def extra_repr(self) -> str:
         return f"bucket_cap_mb={self.bucket_bytes_cap / _MIB:g}, buckets={len(self._buckets)}"
+
+
+def _same_memory(a, b) -> bool:
+    """Whether two arrays (numpy or CuPy) are the same elements of memory: the same address and shape."""
+    return a.shape == b.shape and a.strides == b.strides and _address(a) == _address(b)
+
+
+def _address(array) -> int:
+    interface = getattr(array, "__cuda_array_interface__", None) or array.__array_interface__
+    return interface["data"][0]
+
+
+def _capturing():
+    """The recorder of the ``gradcore.compile`` capture in progress, or None."""
+    recorder = _trace.current_recorder()
+    return None if recorder is None or recorder.paused else recorder
+
+
+def _broadcast_from_rank_0(group, array) -> None:
+    """A buffer's broadcast as a host step of a compiled call: on the program's array, waited for."""
+    group.broadcast(make_tensor(array), 0).wait()
+
+
+class _RecordedAllReduce:
+    """A bucket's all-reduce while ``gradcore.compile`` captures: two host steps of the program, one that starts
+    the all-reduce on the bucket's flat array where the eager call started it (when the bucket's last gradient
+    was ready, so that the replay overlaps it with the rest of backward too) and one that waits for it where the
+    eager call waited. The capture runs both, and each replay runs them again, on the same array."""
+
+    def __init__(self, group, flat) -> None:
+        self.group = group
+        self.flat = flat
+        self.work = None
+        _trace.host_call(self._start, "all_reduce_start", flat)
+
+    def _start(self, array) -> None:
+        self.work = self.group.all_reduce(make_tensor(array), dist.ReduceOp.SUM)
+
+    def _wait(self, array) -> None:
+        work, self.work = self.work, None
+        work.wait()
+
+    def is_completed(self) -> bool:
+        return self.work is None or self.work.is_completed()
+
+    def wait(self) -> bool:
+        _trace.host_call(self._wait, "all_reduce_wait", self.flat)
+        return True
 
 
 def _leaves_reached(outputs: Any) -> set:
