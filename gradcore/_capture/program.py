@@ -152,12 +152,12 @@ class Program:
 
     def host_steps(self) -> list[bool]:
         """For each step, whether it must run from Python (outside a CUDA graph): guards, scalar reads and
-        arithmetic, array steps that take a Python number a replay may change, and those that touch host
-        (numpy) arrays."""
+        arithmetic, host calls (``trace.host_call``: collectives, for example), array steps that take a Python
+        number a replay may change, and those that touch host (numpy) arrays."""
         return [self._on_host(self.instructions[p]) for p in self.live]
 
     def _on_host(self, ins: Instruction) -> bool:
-        if ins.kind != "array":
+        if ins.kind != "array" or ins.host:
             return True
         operands = (ins.args, ins.kwargs)
         return (any(r in self.dynamic_registers for r in _scalar_refs(operands))

@@ -199,3 +199,31 @@ def test_a_cpu_program_is_replayed_step_by_step_without_graphs():
         np.testing.assert_array_equal(host(compiled(x)), host((x @ w).relu()))
     assert compiled.stats["replays"] == 2
     assert compiled.cuda_graph_stats == {"graphs": 0, "launches": 0, "fallback": None}
+
+
+def test_a_host_call_runs_from_python_between_graph_segments(cp):
+    """A host call (a collective, for example) is never captured into a graph: every replay calls it on the
+    values the operations before it computed, and the operations after it read what it wrote."""
+    from gradcore._capture import trace
+
+    seen = []
+
+    def negate_in_place(array):
+        seen.append(cp.asnumpy(array).copy())
+        array *= -1
+
+    def f(x):
+        y = (x * 2).sigmoid()
+        trace.host_call(negate_in_place, "negate", y._data)
+        return y + 1
+
+    compiled = torch.compile(f)
+    for n in range(5):
+        x = torch.randn(3, 4, device="cuda")
+        result, counts = counted(cp, lambda: compiled(x))
+        expected = 1 - 1 / (1 + np.exp(-2 * host(x)))
+        np.testing.assert_allclose(host(result), expected, rtol=1e-6)
+        np.testing.assert_allclose(seen[-1], 1 / (1 + np.exp(-2 * host(x))), rtol=1e-6)
+        if n >= 3:
+            assert counts["graph_launches"] == 2
+    assert segments(compiled) == 2
