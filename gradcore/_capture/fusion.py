@@ -10,8 +10,8 @@ Forward: ``z = x @ W.T (+ b)``, Linear's product (``matmul`` of ``x`` and ``W``'
 bias added in place, or our GEMM's ``linear_forward``), read only by ``clamp_forward`` (ReLU, clamp) or
 ``sigmoid_forward``, becomes ``linear_forward(x, W, b, activation)``: our GEMM with bias and activation in its
 epilogue, where ``kernels.product_path`` chooses our GEMM for the shape; where it chooses cuBLAS the product
-stays and ``bias_activation`` adds the bias and applies the activation in one pass. A clamp's pre-activation
-(which its backward reads) may have other readers: the fused kernel still writes it.
+stays and ``bias_activation`` adds the bias and applies the activation in one pass. A clamp's pre-activation,
+which its backward reads, is written by the fused kernel too.
 
 Backward: the activation's derivative (``relu_backward``, ``sigmoid_backward``, ``clamp_backward``) whose
 result ``dz`` is read only by Linear's backward (``dz @ W``, ``dz.T @ x``, ``dz.sum(0)``, or our GEMM's
@@ -88,7 +88,7 @@ class _Graph:
 class _Fusion:
     def __init__(self, recorder: Recorder, protected: set, boundary: int | None) -> None:
         self.graph = _Graph(recorder)
-        self.protected = protected
+        self.protected = {self.graph.base(i) for i in protected}  # a view seen outside shows its base too
         self.boundary = boundary
         self.removed: set = set()
         self.replaced: dict = {}  # position -> new instruction
@@ -133,8 +133,11 @@ class _Fusion:
         readers = set(g.readers.get(z, ())) - set(writers) - {position}
         if activation == "clamp" and not readers and low == 0 and high is None and type(low) is int:
             activation = "relu"  # relu's clamp_forward(z, 0, None): nothing else needs the pre-activation
-        if readers and (activation != "clamp" or min(readers) < position):
-            return  # the pre-activation is read elsewhere: only a clamp's fused kernel writes it too
+        for p in readers:  # only the clamp's own derivative may read the pre-activation, which its kernel writes
+            other = g.instructions[p]
+            if activation != "clamp" or p < position or not _is_kernel(other, "clamp_backward") or \
+                    len(other.args) < 2 or _ref(other.args[1]) != z:
+                return
         if not (self.free(position, *writers) and self.same_side(position, *writers)
                 and g.untouched((x, w, b), first, position)):
             return
@@ -353,9 +356,9 @@ def _drop_unused(recorder: Recorder, protected: set) -> None:
             index = slots[index].view_of
         return index
 
-    used_bases = {base(i) for i in used}
-    dropped = {i for i, s in enumerate(slots) if s.origin in ("computed", "view") and i not in protected
-               and base(i) not in used_bases and slots[base(i)].origin == "computed" and base(i) not in protected}
+    kept = {base(i) for i in used} | {base(i) for i in protected}
+    dropped = {i for i, s in enumerate(slots) if s.origin in ("computed", "view") and base(i) not in kept
+               and slots[base(i)].origin == "computed"}
     if not dropped:
         return
     recorder.instructions[:] = [ins for ins in recorder.instructions

@@ -138,9 +138,11 @@ def test_compiled_training_step_runs_the_fused_kernels_and_matches_eager_and_the
     assert "relu_backward(" not in listing and "sigmoid_backward(" not in listing
 
 
-def linear_then(code, device: str, crossover: str):
-    """A compiled training step of one Linear(8, 6) whose pre-activation ``h`` goes to ``code(h)``; returns (the
-    results of its calls, the weight, the compiled step)."""
+def linear_then(name: str, device: str, compiled: bool = True):
+    """A (compiled) training step of one Linear(8, 6) whose pre-activation ``h`` goes to ``code(h)`` and, where
+    ``shown`` is given, out of the call as ``shown(h)``; returns (the results of its calls, the weight, the
+    compiled step)."""
+    code, shown = READ_ELSEWHERE[name]
     torch.manual_seed(0)
     layer = nn.Linear(8, 6).to(device=device, dtype=torch.float64)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
@@ -153,25 +155,27 @@ def linear_then(code, device: str, crossover: str):
         loss = (out ** 2).mean()
         loss.backward()
         optimizer.step()
-        return loss.detach(), h.detach()
+        return (loss.detach(),) + (() if shown is None else (shown(h.detach()),))
 
-    compiled = torch.compile(step)
-    results = [[t.cpu().numpy() for t in compiled(x)] for _ in range(STEPS)]
-    return results, layer.weight.detach().cpu().numpy(), compiled
+    run = torch.compile(step) if compiled else step
+    results = [[t.cpu().numpy() for t in run(x)] for _ in range(STEPS)]
+    return results, layer.weight.detach().cpu().numpy(), run
 
 
 READ_ELSEWHERE = {
-    # h is an output of the call: it must be computed, so the forward keeps product and activation apart
-    "returned": lambda h: h.relu(),
+    # h is an output of the call, or a view of it is: it must be computed, so the forward keeps product and
+    # activation apart
+    "returned": (lambda h: h.relu(), lambda h: h),
+    "returned_view": (lambda h: h.relu(), lambda h: h[1:3]),
     # h feeds the activation and another op: neither the forward nor the backward can drop it
-    "used_twice": lambda h: h.relu() + h * 0.25,
+    "used_twice": (lambda h: h.relu() + h * 0.25, None),
 }
 
 
 @pytest.mark.parametrize("name", list(READ_ELSEWHERE))
 def test_a_pre_activation_read_elsewhere_is_not_fused(kernels_on_fake_cuda, crossover, name):
-    results, weight, compiled = linear_then(READ_ELSEWHERE[name], "cuda", crossover)
-    cpu_results, cpu_weight, _ = linear_then(READ_ELSEWHERE[name], "cpu", crossover)
+    results, weight, compiled = linear_then(name, "cuda")
+    cpu_results, cpu_weight, _ = linear_then(name, "cpu", compiled=False)
     for values, cpu_values in zip(results, cpu_results):
         for value, cpu_value in zip(values, cpu_values):
             np.testing.assert_allclose(value, cpu_value, rtol=1e-12, atol=1e-12)
