@@ -8,17 +8,17 @@ needed): it checks that the ops reach device memory through the backend only, no
 ``pytest --device fake-cuda-kernels`` is fake-cuda with gradcore's own CUDA kernels: the C++ compiler builds
 the CPU emulation of ``kernels/`` once per session (``tests/kernels/kernel_emulation.py``; the run stops with a
 usage error where there is no g++), and its launcher is installed for the double's arrays for the whole
-session, so that every test runs its ops as on a GPU: sigmoid, relu and clamp on their kernels,
-``nn.Sequential``'s Linear→ReLU/Sigmoid through ``linear_activation``, activations handing pending gradients
-to the product before them and, with the shipped GEMM crossover (0), each product on the array module's ``@``
-(cuBLAS's place on a GPU) with the one-pass epilogue and prologue kernels around it. Every kernel output is
+session, so that every test runs its ops as on a GPU: sigmoid, relu and clamp on their kernels and, with the
+shipped GEMM crossover (0), each product on the array module's ``@`` (cuBLAS's place on a GPU); compiled
+programs (``gradcore.compile``) fuse Linear with the activation after it into the one-pass epilogue and
+prologue kernels around those products. Every kernel output is
 poisoned with NaN and guarded against writes past its ends. The launches are counted by kernel name and
 printed at the end of the run.
 
 ``--gemm-crossover=all`` (with ``--device cuda`` or ``fake-cuda-kernels``) raises
 ``kernels.GEMM_CROSSOVER_OVERRIDE`` above every product for the session, so that every product runs on gradcore's
-GEMM kernel, with the activation in its epilogue and the activation's derivative and bias gradient in its
-prologue. The default keeps the crossover of ``gradcore/ops/linalg.py``.
+GEMM kernel (in compiled programs with the activation in its epilogue and the activation's derivative and bias
+gradient in its prologue). The default keeps the crossover of ``kernels.product_path``.
 
 A few tests are skipped in these modes, each with its reason (the lists below): the test of the plain double,
 those of the default crossover's paths under ``--gemm-crossover=all``, and training loops whose thousands of
@@ -122,9 +122,8 @@ KERNEL_EMULATION_SLOW_TESTS_ALL_ON_GEMM = {
 # the shipped value itself); they run in the same mode with the default crossover.
 DEFAULT_CROSSOVER_TESTS = {
     "test_seed_network_clamps_on_the_kernels_and_keeps_products_on_cublas",
-    "test_sequential_fuses_each_linear_with_its_activation_above_the_crossover",
-    "test_sequential_fusion_records_the_graph_of_the_unfused_layers",
-    "test_functional_linear_then_activation_fuses_the_backward",
+    "test_sequential_runs_each_activation_on_its_own_kernels_above_the_crossover",
+    "test_functional_linear_then_activation_runs_the_activation_kernels",
 }
 
 

@@ -47,6 +47,7 @@ from ..backend import backend_of
 from ..backend import cpu as _cpu_backend
 from ..tensor import Tensor, make_tensor
 from . import cuda_graph, trace
+from .fusion import fuse
 from .program import GuardFailed, Program
 from .trace import Recorder, SymbolicScalar, UnsupportedInCapture
 
@@ -674,6 +675,9 @@ class CompiledCallable:
             variant.eager_reason = reason
             return
         input_slots = capture.input_slots + list(variant.backward_inputs)
+        seen_outside = shared | set(input_slots) | set(getattr(variant, "output_slots", ())) | \
+            {s for s in variant.backward_outputs if s is not None}
+        variant.forward_instructions = fuse(recorder, seen_outside, variant.forward_instructions)
         dynamic_registers = set(variant.number_registers)
         program = Program(recorder, input_slots, dynamic_registers, shared)
         variant.program = program

@@ -175,23 +175,6 @@ def _share(shared: set, grads) -> None:
             shared.add(id(g))
 
 
-def _pending_gradient(node, grads: list, dependencies: dict, buffers: dict, capture: dict, needed):
-    """Lets an activation hand the product that feeds it its upstream gradient with the derivative still to apply.
-
-    ``relu(linear(x, w, b))`` backward would compute ``dz = grad * relu'(y)`` in one pass and read it again in
-    the products of the linear's backward; the product's kernel can instead apply the derivative as it loads
-    ``grad`` (kernels/gemm.cu). That is only safe where ``dz`` is seen by nobody else: the product's node gets
-    no other gradient (this is the last edge into it and none came before), and no hook, ``retain_grad`` or
-    ``autograd.grad(inputs=...)`` asks for it. Returns the node's input gradients, or None to run it as usual.
-    """
-    next_node, nr = node._edges[0]
-    if (next_node is None or not next_node._takes_pending_gradient or next_node._hooked or node._post_hooks
-            or (needed is not None and next_node not in needed) or dependencies[next_node] != 1
-            or next_node in buffers or (next_node, nr) in capture):
-        return None
-    return node._forward_cls.pending_gradient(node, grads[0])
-
-
 def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inputs=None, accumulate: bool = True):
     """Backpropagates ``grad_roots`` from ``roots``.
 
@@ -284,11 +267,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
             if grads is not None:
                 if node._output_meta is not None and node._materialize_grads:
                     grads = _materialize(node, grads)
-                input_grads = None
-                if node._defers_derivative and not create_graph and not anomaly and grads[0] is not None:
-                    input_grads = _pending_gradient(node, grads, dependencies, buffers, capture, needed)
-                if input_grads is None:
-                    input_grads = node.apply(*grads)
+                input_grads = node.apply(*grads)
                 if input_grads.__class__ is not tuple:
                     input_grads = (input_grads,)
                 if node._input_meta is not None:

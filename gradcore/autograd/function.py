@@ -51,10 +51,6 @@ class Node:
     _post_hooks: list | None = None
     _trace: list | None = None  # forward stack, recorded in anomaly mode
     _hooked = False  # True once any hook or retain_grad is registered: the engine then runs _run_hooks
-    # Backward fusion (engine._pending_gradient): an activation's node that can hand on its gradient with the
-    # derivative still to apply, and a product's node whose backward can apply it while loading.
-    _defers_derivative = False
-    _takes_pending_gradient = False
 
     def name(self) -> str:
         """Returns the node's name, such as ``MulBackward0``."""
@@ -273,8 +269,6 @@ class _FunctionMeta(type):
         node_name = namespace.get("node_name") or f"{name}Backward"
         attributes = {
             "_forward_cls": cls, "__module__": cls.__module__,
-            "_defers_derivative": cls.pending_gradient is not None,
-            "_takes_pending_gradient": cls.takes_pending_gradient,
         }
         backward = inspect.getattr_static(cls, "backward")
         if cls.builtin and isinstance(backward, staticmethod):
@@ -322,11 +316,6 @@ class Function(metaclass=_FunctionMeta):
     #: How many leading arguments are differentiable inputs: None means one for built-in ops (the rest
     #: are settings such as dims) and all of them for user Functions; -1 means all of them.
     operands: int | None = None
-    #: Built-in activations on our CUDA kernels: ``pending_gradient(ctx, grad)`` returns their input gradients
-    #: with the derivative not yet applied (a ``PendingGradient``), or None; see engine._pending_gradient.
-    pending_gradient: Callable | None = None
-    #: Built-in products whose backward accepts a ``PendingGradient`` in place of its gradient.
-    takes_pending_gradient = False
 
     def __init__(self, *args, **kwargs) -> None:
         pass

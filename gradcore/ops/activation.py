@@ -30,59 +30,6 @@ def _backward_launcher(grad: Tensor, saved: Tensor):
     return kernels.runs_on(grad._data, saved._data)
 
 
-class PendingGradient:
-    """An activation's input gradient, ``grad * activation'(saved)``, not computed yet.
-
-    On our kernels an activation's backward may hand this on instead of its gradient when the product that
-    produced the activation's input is the gradient's only reader (``engine._pending_gradient`` decides); the
-    product's backward then applies the derivative while its GEMM loads ``grad`` (``Linear``, ``Mm``), or calls
-    ``materialize`` where it cannot. ``saved`` is what the derivative reads: the output of relu and sigmoid,
-    the input of clamp, as in the activations' own backward.
-    """
-
-    __slots__ = ("grad", "saved", "activation", "clamp_min", "clamp_max", "launcher", "__weakref__")
-
-    def __init__(self, grad, saved, activation: str, launcher, clamp_min=None, clamp_max=None) -> None:
-        self.grad = grad
-        self.saved = saved
-        self.activation = activation
-        self.launcher = launcher
-        self.clamp_min = clamp_min
-        self.clamp_max = clamp_max
-
-    def derivative(self) -> dict:
-        """The keyword arguments that name the derivative for ``kernels.linear_backward`` and ``kernels.gemm``."""
-        return {"saved": self.saved, "saved_activation": self.activation,
-                "clamp_min": self.clamp_min, "clamp_max": self.clamp_max}
-
-    def materialize(self) -> Tensor:
-        """Computes the gradient in one elementwise pass, as the activation's own backward would have."""
-        dz, _ = kernels.activation_backward(self.grad, self.saved, self.activation, self.clamp_min,
-                                           self.clamp_max, launcher=self.launcher)
-        return make_tensor(dz)
-
-
-def _pending(activation: str, grad: Tensor, saved: Tensor, clamp_min=None, clamp_max=None):
-    """Returns a PendingGradient for ``grad`` and ``saved`` where a kernel would compute it, else None."""
-    launcher = _backward_launcher(grad, saved)
-    # The product's kernel reads grad at the saved tensor's offsets: a broadcast gradient (the expanded ones of
-    # a sum's backward) has other strides, and is materialized instead.
-    if launcher is None or grad._data.strides != saved._data.strides:
-        return None
-    return PendingGradient(grad._data, saved._data, activation, launcher, clamp_min, clamp_max)
-
-
-def _pending_from_output(activation: str):
-    """The ``pending_gradient`` of an activation whose derivative reads its saved output (relu, sigmoid)."""
-
-    def pending_gradient(ctx, grad):
-        (out,) = ctx.saved_tensors
-        pending = _pending(activation, grad, out)
-        return None if pending is None else (pending,)
-
-    return staticmethod(pending_gradient)
-
-
 class Sigmoid(Function):
     node_name = "SigmoidBackward0"
     builtin = True
@@ -109,8 +56,6 @@ class Sigmoid(Function):
             return make_tensor(kernels.sigmoid_backward(grad._data, out._data, launcher=launcher))
         return grad * out * (1 - out)
 
-    pending_gradient = _pending_from_output("sigmoid")
-
 
 class Relu(Function):
     node_name = "ReluBackward0"
@@ -136,8 +81,6 @@ class Relu(Function):
         if not is_grad_enabled():  # no graph to record: one array product instead of a mask op and a mul op
             return make_tensor(grad._data * (out._data > 0))
         return grad * make_tensor(out._data > 0)
-
-    pending_gradient = _pending_from_output("relu")
 
 
 class Clamp(Function):
@@ -185,14 +128,6 @@ class Clamp(Function):
             grad_x = grad * make_tensor(_inside(saved._data, low, high))
         return grad_x, None, None
 
-    @staticmethod
-    def pending_gradient(ctx, grad):
-        (saved,) = ctx.saved_tensors
-        if not isinstance(saved, Tensor):  # the array path saved a mask: no kernel ran
-            return None
-        pending = _pending("clamp", grad, saved, *ctx.bounds)
-        return None if pending is None else (pending, None, None)
-
 
 def _inside(data, low, high):
     """Returns where the clamp gradient passes: low <= data <= high, a bound that is None passing everything."""
@@ -202,39 +137,6 @@ def _inside(data, low, high):
     if high is not None:
         inside = (data <= high) & inside
     return inside
-
-
-# -- activations whose value the product before them computed --------------------------------------------
-# ``linalg.linear_activation`` has Linear's forward apply the activation in its own pass (``_Epilogue``); these
-# record the activation's node as PyTorch would (ReluBackward0 / SigmoidBackward0 after AddmmBackward0) around
-# the value already computed, with the same backward and the same saved output as Relu and Sigmoid.
-
-class _Epilogue:
-    """Asks Linear's forward for ``activation(input @ weight.T + bias)``, computed with the product."""
-
-    __slots__ = ("activation", "launcher", "output")
-
-    def __init__(self, activation: str, launcher) -> None:
-        self.activation = activation
-        self.launcher = launcher  # the operands' launcher, found by linear_activation
-        self.output = None
-
-
-class _OfLinear:
-    """The forward of an activation whose value Linear computed: it keeps that value as its saved output."""
-
-    @staticmethod
-    def forward(ctx, z, epilogue):
-        ctx.save_for_backward(epilogue.output)
-        return epilogue.output
-
-
-class ReluOfLinear(_OfLinear, Relu):
-    node_name = "ReluBackward0"
-
-
-class SigmoidOfLinear(_OfLinear, Sigmoid):
-    node_name = "SigmoidBackward0"
 
 
 def sigmoid(input):

@@ -5,7 +5,6 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..backend import kernels
 from ._util import Tensor, array_module, check_same_device, make_tensor, meta, reduce_grad
-from .activation import PendingGradient, ReluOfLinear, SigmoidOfLinear, _Epilogue, relu, sigmoid
 
 __all__ = ["mm", "matmul", "bmm", "dot", "linear", "einsum"]
 
@@ -45,65 +44,10 @@ def _gemm_launcher(m: int, k: int, n: int, *arrays):
     return kernels.runs_on(*present)
 
 
-# -- backward from an activation's pending gradient ----------------------------------------------------------
-# Where an activation's gradient goes only to the product before it (engine._pending_gradient), the product's
-# backward gets a PendingGradient: dz = grad * activation'(saved), not yet computed. Below the crossover our GEMM
-# applies the derivative to grad as it loads it (dz never exists in memory) and the weight's launch also sums
-# the bias gradient; above it one elementwise pass computes dz (and the bias gradient in the same pass) and
-# cuBLAS takes the products. None means the shapes do not fit: the caller materializes dz and goes on as usual.
-
-def _pending_launcher(pending: PendingGradient, *arrays):
-    """Returns the launcher for a fused backward over the pending gradient and ``arrays``, or None."""
-    if pending.grad.ndim != 2 or any(a.ndim != 2 for a in arrays if a is not None):
-        return None
-    return kernels.runs_on(pending.grad, pending.saved, *(a for a in arrays if a is not None))
-
-
-def _linear_backward_pending(pending: PendingGradient, x, weight, needs, bias_meta):
-    x_data = None if x is None else x._data
-    w_data = None if weight is None else weight._data
-    launcher = _pending_launcher(pending, x_data, w_data)
-    rows, columns = pending.grad.shape
-    if launcher is None or (needs[2] and bias_meta[0] != (columns,)):
-        return None
-    inner = 0 if x_data is None and w_data is None else (x_data if x_data is not None else w_data).shape[1]
-    if _on_our_gemm(rows, columns, inner, pending.grad.dtype):
-        grads = kernels.linear_backward(pending.grad, x_data, w_data, needs_input_grad=needs, launcher=launcher,
-                                        activation=pending.activation, saved=pending.saved,
-                                        clamp_min=pending.clamp_min, clamp_max=pending.clamp_max)
-    else:
-        dz, grad_b = kernels.activation_backward(pending.grad, pending.saved, pending.activation, pending.clamp_min,
-                                                 pending.clamp_max, column_sums=needs[2], launcher=launcher)
-        grads = (dz @ w_data if needs[0] else None, dz.T @ x_data if needs[1] else None, grad_b)
-    return tuple(None if g is None else make_tensor(g) for g in grads)
-
-
-def _mm_backward_pending(pending: PendingGradient, a, b, needs):
-    a_data = None if a is None else a._data
-    b_data = None if b is None else b._data
-    launcher = _pending_launcher(pending, a_data, b_data)
-    if launcher is None:
-        return None
-    rows, columns = pending.grad.shape
-    inner = (b_data.shape[0] if b_data is not None else a_data.shape[1])
-    if _on_our_gemm(rows, columns, inner, pending.grad.dtype):
-        derivative = pending.derivative()
-        ga = kernels.gemm(pending.grad, b_data, trans_b=True, saved_operand="a", launcher=launcher,
-                          **derivative) if needs[0] else None
-        gb = kernels.gemm(a_data, pending.grad, trans_a=True, saved_operand="b", launcher=launcher,
-                          **derivative) if needs[1] else None
-    else:
-        dz = pending.materialize()._data
-        ga = dz @ b_data.T if needs[0] else None
-        gb = a_data.T @ dz if needs[1] else None
-    return tuple(None if g is None else make_tensor(g) for g in (ga, gb))
-
-
 class Mm(Function):
     node_name = "MmBackward0"
     builtin = True
     operands = 2
-    takes_pending_gradient = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -121,11 +65,6 @@ class Mm(Function):
         # Both gradients are products through Mm again, so they take the same kernel-or-cuBLAS choice (the
         # kernel reads the transposed operands where they lie) and stay differentiable for create_graph.
         a, b = ctx.saved_tensors
-        if grad.__class__ is PendingGradient:
-            grads = _mm_backward_pending(grad, a, b, ctx.needs_input_grad)
-            if grads is not None:
-                return grads
-            grad = grad.materialize()
         needs = ctx.needs_input_grad
         inner = a._data.shape[1] if a is not None else b._data.shape[0]
         rows, columns = grad._data.shape
@@ -269,18 +208,15 @@ class Linear(Function):
     node_name = "AddmmBackward0"
     builtin = True
     operands = 3
-    takes_pending_gradient = True
 
     @staticmethod
-    def forward(ctx, x, weight, bias, epilogue=None):
+    def forward(ctx, x, weight, bias):
         needs = ctx.needs_input_grad
         if needs[0] or needs[1]:
             ctx.save_for_backward(x if needs[1] else None, weight if needs[0] else None)
         ctx.bias_meta = meta(bias)
         x_data, w_data = x._data, weight._data
         b_data = None if bias is None else bias._data
-        if epilogue is not None:
-            return _linear_with_epilogue(ctx, x_data, w_data, b_data, epilogue)
         # The kernels take a 2-d input and a bias of the output's width; other shapes keep the matmul code.
         fits = x_data.ndim == 2 and (b_data is None or b_data.shape == (w_data.shape[0],))
         launcher = _gemm_launcher(x_data.shape[0], x_data.shape[-1], w_data.shape[0], x_data, w_data, b_data) \
@@ -298,11 +234,6 @@ class Linear(Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        if grad.__class__ is PendingGradient:
-            grads = _linear_backward_pending(grad, x, weight, needs, ctx.bias_meta)
-            if grads is not None:
-                return grads
-            grad = grad.materialize()
         # The kernels' gradients have no history, so they serve only where no graph is being recorded.
         launcher = None
         if ctx.on_kernels and not is_grad_enabled():
@@ -329,60 +260,15 @@ class LinearNoBias(Linear):
     node_name = "MmBackward0"
 
 
-def _linear_with_epilogue(ctx, x_data, w_data, b_data, epilogue: _Epilogue):
-    """Linear's forward for ``linear_activation``: the activation computed in the pass of the product.
-
-    Below the crossover our GEMM applies bias and activation in its epilogue; above it cuBLAS computes the
-    product and one elementwise pass applies both. The activation's value goes to ``epilogue.output``; the
-    pre-activation, which nobody reads (the activation's node saves its output, this node its inputs), is
-    given no memory: a zero broadcast to its shape stands in as this op's output.
-    """
-    launcher = epilogue.launcher
-    ctx.on_kernels = _on_our_gemm(x_data.shape[0], x_data.shape[1], w_data.shape[0], x_data.dtype)
-    if ctx.on_kernels:
-        y, _ = kernels.linear_forward(x_data, w_data, b_data, epilogue.activation, launcher=launcher)
-    else:
-        y, _ = kernels.bias_activation(x_data @ w_data.T, b_data, epilogue.activation, launcher=launcher)
-    epilogue.output = y
-    xp = launcher.xp
-    return xp.broadcast_to(xp.zeros((), dtype=y.dtype), y.shape)
-
-
-def _fused_launcher(input, weight, bias):
-    """Returns the launcher of the fused kernels for linear's operands, or None where they cannot take them: they
-    need a 2-d input, a bias of the output's width, and float32 or float64 arrays of one CUDA device."""
-    if input.ndim != 2 or (bias is not None and bias.shape != (weight.shape[0],)):
-        return None
-    arrays = (input._data, weight._data) if bias is None else (input._data, weight._data, bias._data)
-    return kernels.runs_on(*arrays)
-
-
-def linear_activation(input, weight, bias, activation: str):
-    """Returns ``relu(linear(input, weight, bias))`` or ``sigmoid(...)`` (``activation`` "relu" or "sigmoid").
-
-    On our kernels the activation is computed in the same pass as the product (``nn.Sequential`` calls this
-    for a Linear followed by ReLU or Sigmoid); the graph is the one the two calls would record, AddmmBackward0
-    then ReluBackward0 or SigmoidBackward0, so hooks, names and gradients are those of the unfused code.
-    Elsewhere it is the two calls.
-    """
-    _check_linear(input, weight, bias)
-    launcher = _fused_launcher(input, weight, bias)
-    if launcher is None:
-        return (relu if activation == "relu" else sigmoid)(_apply_linear(input, weight, bias))
-    epilogue = _Epilogue(activation, launcher)
-    z = _apply_linear(input, weight, bias, epilogue)
-    return (ReluOfLinear if activation == "relu" else SigmoidOfLinear).apply(z, epilogue)
-
-
 def linear(input, weight, bias=None):
     """Returns ``input @ weight.T + bias`` (bias optional) for a 2-d weight; the input may have leading dims."""
     _check_linear(input, weight, bias)
     return _apply_linear(input, weight, bias)
 
 
-def _apply_linear(input, weight, bias, epilogue=None):
+def _apply_linear(input, weight, bias):
     """Records linear on checked operands: AddmmBackward0 with a bias, MmBackward0 without, as PyTorch names them."""
-    return (Linear if bias is not None else LinearNoBias).apply(input, weight, bias, epilogue)
+    return (Linear if bias is not None else LinearNoBias).apply(input, weight, bias)
 
 
 def _check_linear(input, weight, bias) -> None:

@@ -1,7 +1,8 @@
 """gradcore.compile: captured calls give what eager calls give, bit for bit, and every guard recaptures.
 
 Each test runs the same code twice from the same seed, eagerly and compiled, and compares losses and
-parameters exactly (``np.array_equal``): a replay runs the very array operations the eager call ran.
+parameters exactly (``np.array_equal``): a replay runs the very array operations the eager call ran. (On CUDA
+tensors with gradcore's kernels, fused kernels make that "to float rounding": see ``FUSED``.)
 """
 import warnings
 
@@ -16,8 +17,21 @@ def host(t):
     return t.detach().cpu().numpy()
 
 
+# On CUDA tensors with gradcore's kernels (--device fake-cuda-kernels, or a GPU) a compiled program fuses Linear
+# with its activation (gradcore/_capture/fusion.py), whose kernels add in another order: there compiled and eager
+# agree to float rounding; elsewhere bit for bit.
+FUSED = torch.zeros(1).device.type != "cpu"
+
+
+def same_values(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if FUSED:
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6))
+    return bool(np.array_equal(a, b))
+
+
 def same_parameters(a, b) -> bool:
-    return all(np.array_equal(host(p), host(q)) for p, q in zip(a, b))
+    return all(same_values(host(p), host(q)) for p, q in zip(a, b))
 
 
 # -- whole training steps ----------------------------------------------------------------------------
@@ -79,12 +93,12 @@ def digits_like_run(compiled: bool, epochs: int = 3):
 def test_digits_mlp_with_adam_label_smoothing_and_a_short_last_batch_equals_eager():
     eager_losses, eager_params, eager_optimizer, _ = digits_like_run(False)
     losses, params, optimizer, compiled = digits_like_run(True)
-    assert losses == eager_losses
+    assert same_values(losses, eager_losses)
     assert same_parameters(eager_params, params)
     for p, q in zip(eager_params, params):  # the optimizer state is a real tensor, readable between calls
         for key in ("exp_avg", "exp_avg_sq", "step"):
-            assert np.array_equal(host(eager_optimizer.state[p][key]), host(optimizer.state[q][key]))
-        assert np.array_equal(host(p.grad), host(q.grad))
+            assert same_values(host(eager_optimizer.state[p][key]), host(optimizer.state[q][key]))
+        assert same_values(host(p.grad), host(q.grad))
     assert compiled.stats["replays"] >= 6 and compiled.stats["eager"] == 0
 
 
@@ -109,7 +123,7 @@ def test_sgd_with_momentum_equals_eager(nesterov):
         run = torch.compile(step) if compiled else step
         losses = [host(run(x, y)).item() for x, y in batches]
         results.append((losses, list(model.parameters())))
-    assert results[0][0] == results[1][0]
+    assert same_values(results[0][0], results[1][0])
     assert same_parameters(results[0][1], results[1][1])
 
 
@@ -125,11 +139,11 @@ def test_compiled_module_forward_and_backward_outside():
         expected = [host(p.grad).copy() for p in model.parameters()]
         model.zero_grad()
         out = compiled(x)
-        assert np.array_equal(host(out), host(expected_out))
+        assert same_values(host(out), host(expected_out))
         if i == 2:  # the first two calls are captures (the second one verifies the first)
             assert out.grad_fn.name() == "CompiledFunctionBackward"
         out.sum().backward()
-        assert all(np.array_equal(host(p.grad), e) for p, e in zip(model.parameters(), expected))
+        assert all(same_values(host(p.grad), e) for p, e in zip(model.parameters(), expected))
         model.zero_grad()
     assert compiled._compiled_call.stats["replays"] == 1
 

@@ -5,6 +5,10 @@ Each test runs the same code on CPU tensors (numpy, no kernels) and on "cuda" te
 were launched (counted by name), that values and gradients agree with the CPU path, that double backward through
 a kernel path still differentiates the gradient, and that CPU tensors, other dtypes and the double without an
 installed launcher launch nothing.
+
+Eager mode runs each op alone, as PyTorch eager does: no launch here fuses a product with the activation after
+it. That fusion is a pass over captured programs (``gradcore/_capture/fusion.py``), tested with its launch counts
+in tests/capture/test_fusion.py.
 """
 from __future__ import annotations
 
@@ -139,8 +143,7 @@ def test_seed_network_clamps_on_the_kernels_and_keeps_products_on_cublas(kernels
     # Not measured on a GPU yet: every product stays with cuBLAS.
     assert kernels.product_path(64, 1000, 100, "float32") == "cublas"
     assert_seed_step_matches_the_cpu(dtype, TOLERANCE[dtype])
-    # The clamp's gradient goes to the first product only, which takes it pending and computes it with the
-    # clamp's own kernel before cuBLAS's product (the same pass; no bias gradient to sum with it).
+    # The clamp forward and backward on their kernels; the products on the array module's @ (cuBLAS on a GPU).
     assert kernels_on_fake_cuda.counts == collections.Counter({"clamp_forward": 1, "clamp_backward": 1})
 
 
@@ -148,9 +151,9 @@ def test_seed_network_clamps_on_the_kernels_and_keeps_products_on_cublas(kernels
 def test_seed_network_below_the_crossover_runs_every_product_on_our_gemm(kernels_on_fake_cuda, monkeypatch, dtype):
     monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
     assert_seed_step_matches_the_cpu(dtype, TOLERANCE[dtype])
-    # Forward: two products. Backward: dW2 and dH of the second product, dW1 of the first (x needs no grad),
-    # into which the clamp's derivative is fused: no clamp_backward pass. Transposed operands are read in place.
-    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 5, "clamp_forward": 1})
+    # Forward: two products. Backward: dW2 and dH of the second product, the clamp's derivative, dW1 of the first
+    # (x needs no grad). Transposed operands are read in place.
+    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 5, "clamp_forward": 1, "clamp_backward": 1})
 
 
 def mlp(last: str):
@@ -174,29 +177,34 @@ def assert_mlp_step_matches_the_cpu(last: str, dtype, tolerance: float) -> None:
         assert_close(cuda_value, cpu_value, tolerance)
 
 
+# The eager launches of the MLP's activations: ReLU then ReLU or Sigmoid, forward and backward.
+MLP_ACTIVATION_LAUNCHES = {
+    "relu": {"clamp_forward": 2, "relu_backward": 2},
+    "sigmoid": {"clamp_forward": 1, "sigmoid_forward": 1, "relu_backward": 1, "sigmoid_backward": 1},
+}
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("last", ["relu", "sigmoid"])
-def test_sequential_fuses_each_linear_with_its_activation_above_the_crossover(kernels_on_fake_cuda, last, dtype):
+def test_sequential_runs_each_activation_on_its_own_kernels_above_the_crossover(kernels_on_fake_cuda, last, dtype):
     assert_mlp_step_matches_the_cpu(last, dtype, TOLERANCE[dtype])
-    # Forward: cuBLAS's product, then bias and activation in one pass per layer. Backward: each layer gets its
-    # activation's gradient pending and computes it together with the bias gradient in one pass.
-    assert kernels_on_fake_cuda.counts == collections.Counter({"bias_activation": 2, "activation_backward": 2})
+    # Products on cuBLAS, bias added by the array module, every activation on its own kernel: nothing fuses.
+    assert kernels_on_fake_cuda.counts == collections.Counter(MLP_ACTIVATION_LAUNCHES[last])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("last", ["relu", "sigmoid"])
-def test_sequential_below_the_crossover_runs_each_layer_in_our_gemm_alone(kernels_on_fake_cuda, monkeypatch, last,
-                                                                          dtype):
+def test_sequential_below_the_crossover_runs_each_product_on_our_gemm(kernels_on_fake_cuda, monkeypatch, last,
+                                                                      dtype):
     monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
     assert_mlp_step_matches_the_cpu(last, dtype, TOLERANCE[dtype])
-    # Forward: one launch per layer, bias and activation in its epilogue. Backward: the activation's derivative is
-    # applied as the GEMMs load the gradient; the first layer's input needs no gradient, so dW with the bias
-    # gradient summed in the same launch; the second layer dX and dW (+ bias). Nothing else runs.
-    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 5})
+    # Forward: one launch per layer (bias in the epilogue), then the activation's kernel. Backward: the
+    # activation's derivative alone, then dX and dW (+ bias sums) of the second layer, dW (+ bias) of the first.
+    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 5, **MLP_ACTIVATION_LAUNCHES[last]})
 
 
 @pytest.mark.parametrize("last", ["relu", "sigmoid"])
-def test_sequential_fusion_records_the_graph_of_the_unfused_layers(kernels_on_fake_cuda, last):
+def test_sequential_records_the_graph_of_its_layers(kernels_on_fake_cuda, last):
     names = {}
     for device in ("cpu", "cuda"):
         out = mlp(last).to(device)(gradcore.tensor(sample((5, 8), seed=8), dtype=gradcore.float32, device=device))
@@ -209,29 +217,6 @@ def test_sequential_fusion_records_the_graph_of_the_unfused_layers(kernels_on_fa
         "SigmoidBackward0" if last == "sigmoid" else "ReluBackward0", "AddmmBackward0", "ReluBackward0",
         "AddmmBackward0",
     ]
-    assert kernels_on_fake_cuda.counts["bias_activation"] == 2
-
-
-def test_sequential_does_not_fuse_a_layer_that_someone_watches(kernels_on_fake_cuda):
-    """A forward hook on the Linear sees its output, and a Linear subclass may compute something else: both keep
-    the layers apart (and give what the CPU gives)."""
-    seen = {}
-
-    class Scaled(nn.Linear):
-        def forward(self, input):
-            return super().forward(input) * 2
-
-    for device in ("cpu", "cuda"):
-        gradcore.manual_seed(0)
-        model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), Scaled(6, 3), nn.Sigmoid()).to(device)
-        model[0].register_forward_hook(lambda m, args, out, device=device: seen.__setitem__(device, host(out)))
-        x = gradcore.tensor(sample((5, 8), seed=8), dtype=gradcore.float32, device=device)
-        out = model(x)
-        out.sum().backward()
-        seen[device + " out"] = host(out)
-        seen[device + " grad"] = host(model[0].weight.grad)
-    for key in ("", " out", " grad"):
-        assert_close(seen["cuda" + key], seen["cpu" + key], TOLERANCE[gradcore.float32])
     assert kernels_on_fake_cuda.counts["bias_activation"] == 0
 
 
@@ -247,20 +232,18 @@ FUNCTIONAL = {
 FORWARD_KERNEL = {"relu": "clamp_forward", "sigmoid": "sigmoid_forward", "clamp": "clamp_forward",
                   "no_bias_relu": "clamp_forward", "mm_transposed_sigmoid": "sigmoid_forward",
                   "matmul_clamp": "clamp_forward"}
-# With a bias the derivative and the bias gradient come from one pass (activation_backward); without one the
-# derivative is the activation's own elementwise kernel.
-BACKWARD_KERNEL = {"relu": "activation_backward", "sigmoid": "activation_backward", "clamp": "activation_backward",
+# The activation's own backward kernel, whatever the product before it.
+BACKWARD_KERNEL = {"relu": "relu_backward", "sigmoid": "sigmoid_backward", "clamp": "clamp_backward",
                    "no_bias_relu": "relu_backward", "mm_transposed_sigmoid": "sigmoid_backward",
                    "matmul_clamp": "clamp_backward"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("name", list(FUNCTIONAL))
-def test_functional_linear_then_activation_fuses_the_backward(kernels_on_fake_cuda, name, dtype):
+def test_functional_linear_then_activation_runs_the_activation_kernels(kernels_on_fake_cuda, name, dtype):
     arrays = [sample((5, 8), seed=20), sample((6, 8), seed=21), sample((6,), seed=22)]
     assert_same_as_cpu(FUNCTIONAL[name], arrays, dtype, TOLERANCE[dtype])
-    # Above the crossover: the activation's own backward op never runs; the product computes its derivative
-    # (and the bias gradient) in one pass before cuBLAS's products.
+    # Above the crossover: cuBLAS's products, the activation forward and backward on its own kernels.
     assert kernels_on_fake_cuda.counts == collections.Counter({FORWARD_KERNEL[name]: 1, BACKWARD_KERNEL[name]: 1})
 
 
@@ -270,13 +253,14 @@ def test_functional_linear_then_activation_below_the_crossover(kernels_on_fake_c
     monkeypatch.setattr(kernels, "GEMM_CROSSOVER_OVERRIDE", ALL_PRODUCTS_ON_GEMM)
     arrays = [sample((5, 8), seed=20), sample((6, 8), seed=21), sample((6,), seed=22)]
     assert_same_as_cpu(FUNCTIONAL[name], arrays, dtype, TOLERANCE[dtype])
-    # Forward: the product (bias in its epilogue), then the activation. Backward: dX and dW (+ bias), the
-    # derivative applied as the GEMMs load the gradient.
-    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 3, FORWARD_KERNEL[name]: 1})
+    # Forward: the product (bias in its epilogue), then the activation. Backward: the activation's derivative,
+    # then dX and dW (+ bias sums).
+    assert kernels_on_fake_cuda.counts == collections.Counter({"gemm": 3, FORWARD_KERNEL[name]: 1,
+                                                               BACKWARD_KERNEL[name]: 1})
 
 
 WATCHED = {
-    # The pre-activation's gradient is asked for, or flows elsewhere too: it must exist, so no fusion.
+    # The pre-activation's gradient is asked for, or flows elsewhere too.
     "retain_grad": lambda h: (h.retain_grad(), h.relu())[1],
     "hook": lambda h: (h.register_hook(lambda g: g * 3), h.relu())[1],
     "second_reader": lambda h: h.relu() + h * 0.25,

@@ -4,15 +4,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Iterable, Iterator, Mapping
 
-from ...backend import CPU_ARRAY
-from ...ops import linalg
 from ...tensor import Tensor
-from .activation import ReLU, Sigmoid
-from .linear import Linear
 from ..parameter import Parameter
 from .module import Module, _indent
-
-_FUSED_ACTIVATIONS = {ReLU: "relu", Sigmoid: "sigmoid"}
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
@@ -86,26 +80,6 @@ class _IndexedModules(Module):
         return [key for key in super().__dir__() if not key.isdigit()]
 
 
-def _fused_activation(module: Module, following: Module) -> str | None:
-    """Returns "relu" or "sigmoid" where ``module`` is a plain Linear and ``following`` a plain ReLU or Sigmoid
-    that ``linalg.linear_activation`` may compute together, else None.
-
-    Only the library's own classes, with no forward hooks and no forward replaced on the instance: anything
-    that could observe or change the value between the two modules keeps them apart.
-    """
-    kind = _FUSED_ACTIVATIONS.get(type(following))
-    if kind is None or type(module) is not Linear or getattr(following, "inplace", False):
-        return None
-    for m in (module, following):
-        if m._forward_pre_hooks or m._forward_hooks or "forward" in m.__dict__:
-            return None
-    return kind
-
-
-def _on_device(input) -> bool:
-    return isinstance(input, Tensor) and input._data.__class__ is not CPU_ARRAY
-
-
 class Sequential(_IndexedModules):
     """A sequential container: ``forward`` feeds its input to the first module and each output to the next.
 
@@ -133,20 +107,8 @@ class Sequential(_IndexedModules):
         return Sequential(*self, *other)
 
     def forward(self, input):
-        modules = list(self._modules.values())
-        i = 0
-        while i < len(modules):
-            module = modules[i]
-            activation = None
-            if i + 1 < len(modules) and _on_device(input):  # (on the CPU, the common case, nothing fuses)
-                activation = _fused_activation(module, modules[i + 1])
-            if activation is not None:
-                # Linear then ReLU/Sigmoid on a GPU: the activation computed in the product's pass (same graph).
-                input = linalg.linear_activation(input, module.weight, module.bias, activation)
-                i += 2
-                continue
+        for module in self._modules.values():
             input = module(input)
-            i += 1
         return input
 
 
