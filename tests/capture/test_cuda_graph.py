@@ -85,7 +85,8 @@ def test_a_compiled_training_step_replays_as_graph_launches_and_trains_as_eager(
         xs, ys = torch.tensor(x, device="cuda"), torch.tensor(y, device="cuda")
         (expected, eager_counts) = counted(cp, lambda: eager_step(xs, ys))
         loss, replay_counts = counted(cp, lambda: step(xs, ys))
-        np.testing.assert_array_equal(host(loss), host(expected))
+        # The fusion pass (fusion.py) adds in another order than eager's separate kernels: float rounding.
+        np.testing.assert_allclose(host(loss), host(expected), rtol=1e-5, atol=1e-7)
         # The first call finds no .grad, the second and third capture (the third verifies the second), the
         # fourth builds the graphs and launches them, later calls only launch.
         if n >= 4:
@@ -101,8 +102,8 @@ def test_a_compiled_training_step_replays_as_graph_launches_and_trains_as_eager(
             else:
                 assert launches > 1
     for p, q in zip(eager_model.parameters(), model.parameters()):
-        np.testing.assert_array_equal(host(p), host(q))
-        np.testing.assert_array_equal(host(p.grad), host(q.grad))
+        np.testing.assert_allclose(host(p), host(q), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(host(p.grad), host(q.grad), rtol=1e-5, atol=1e-7)
     assert step.cuda_graph_stats["fallback"] is None
     assert step.cuda_graph_stats["graphs"] == segments(step)  # built once
     assert step.stats["replays"] == 5
