@@ -41,7 +41,8 @@ TIME_LIMIT_S = 600  # per mutant: the emulation build (about a minute on 2 busy 
 # The tests that exercise each source (the emulation runs the real sources; test_build.py, the NVRTC build, is
 # left out: it checks compilation, not values, and needs minutes per mutant).
 TESTS = {
-    "gemm.cu": ["tests/kernels/test_gemm_oracle.py", "tests/kernels/test_gemm.py"],
+    "gemm.cu": ["tests/kernels/test_gemm_oracle.py", "tests/kernels/test_gemm.py",
+                "tests/kernels/test_gemm_split_k.py"],
     "elementwise.cu": ["tests/kernels/test_elementwise.py", "tests/kernels/test_gemm_oracle.py",
                        "tests/kernels/test_dispatch.py"],
     "activation.cuh": ["tests/kernels/test_elementwise.py", "tests/kernels/test_gemm_oracle.py"],
@@ -139,7 +140,15 @@ MUTANTS = [
     Mutant("gemm.cu", "dropped statement", "the bias is not added",
            "if (bias != nullptr) z += bias[n];", ""),
     Mutant("gemm.cu", "dropped statement", "the row sums are not written",
-           "if (block.sums_rows && tid < BM && m0 + tid < m_size) row_sums[m0 + tid] = row_sum;", ""),
+           "if (block.sums_rows && tid < BM && m0 + tid < m_size) row_sums[(long long)blockIdx.z * m_size + m0 + tid] "
+           "= row_sum;", ""),
+    Mutant("gemm.cu", "short loop", "split-K: the second pass leaves out the last slice",
+           "for (long long s = 1; s < splits; ++s) z += partial[s * count + i];",
+           "for (long long s = 1; s + 1 < splits; ++s) z += partial[s * count + i];"),
+    Mutant("gemm.cu", "wrong constant", "split-K: the last slice runs the whole chunk, past K",
+           "if (blockIdx.z + 1 == gridDim.z) k_size = k_last;", ""),
+    Mutant("gemm.cu", "relaxed bound", "split-K: every slice writes its row sums to the first slice's line",
+           "row_sums[(long long)blockIdx.z * m_size + m0 + tid]", "row_sums[m0 + tid]"),
     Mutant("gemm.cu", "dropped statement", "the partial k-step is skipped",
            "if (full_steps * BK < k_size) {", "if (false) {"),
     Mutant("gemm.cu", "dropped statement", "the next step's tiles are not loaded",

@@ -62,8 +62,8 @@ def run_every_instantiation(libraries: dict) -> int:
                   np.abs(a64) @ np.abs(b64))
             grad = rng.standard_normal((k, m)).astype(dtype)
             x = rng.standard_normal((k, n)).astype(dtype)
-            _, grad_w, grad_b = kernels.linear_backward(grad, x, rng.standard_normal((m, n)).astype(dtype), None, "none", tile=tile,
-                                                        launcher=splitting)
+            weight = rng.standard_normal((m, n)).astype(dtype)
+            _, grad_w, grad_b = kernels.linear_backward(grad, x, weight, None, "none", tile=tile, launcher=splitting)
             g64 = grad.astype(np.float64)
             check(f"{dtype} {tile} split-K grad_w", grad_w, g64.T @ x, np.abs(g64.T) @ np.abs(x))
             check(f"{dtype} {tile} split-K grad_b", grad_b, g64.sum(axis=0), np.abs(g64).sum(axis=0))
