@@ -217,14 +217,6 @@ EXPECTED_SURVIVORS = {
         "equivalent: the padding only moves the rows of the shared tiles to other banks (speed on a GPU); "
         "every read and write stays inside the unpadded row, and rows of BM or BN words keep the fragment "
         "vectors aligned",
-    ("gemm.cu", "interior path: a tile one row past C counts as interior"):
-        "a gap in the tests: no case has M one short of a multiple of BM (the oracle shapes are BM + 12 and "
-        "BM + 13 rows), so the mutated test is never true where the original is false; were it, the interior "
-        "path would read one row past op(A) into a row of C that is never stored, which only a guard page "
-        "shows, and test_no_read_past_the_operands always passes a prologue, so it runs only the general path",
-    ("gemm.cu", "interior path: a tile one column past C counts as interior"):
-        "a gap in the tests, as for the row: no case has N one short of a multiple of BN (BN + 20 and BN + 21 "
-        "columns), and the guarded cases never run the interior path",
 }
 
 
