@@ -212,8 +212,8 @@ class KernelReport:
     spill_bytes: int
     shared: int
     occupancy: dict  # GPU name -> (blocks, binding limit, occupancy)
-    loop: LoopReport  # the leanest copy of the k-loop (the interior path where the kernel has one)
-    heaviest: LoopReport  # the heaviest copy (the general path)
+    loop: LoopReport | None  # the leanest copy of the k-loop (the interior path where the kernel has one)
+    heaviest: LoopReport | None  # the heaviest copy (the general path); both None for a kernel without tiles
 
 
 def resources(log: str, symbol: str) -> tuple:
@@ -247,10 +247,15 @@ def analyse(nvrtc, arch: str, nvdisasm: str) -> list:
     functions = sass_functions(sass)
     reports = []
     for name, symbol in compiled.lowered_names.items():
-        dtype, _tile, bm, bn, bk, _tm, _tn, threads = tile_of(name)
         registers, spills, shared = resources(compiled.log, symbol)
-        fma = "FFMA" if dtype == "float32" else "DFMA"
-        loops = main_loops(functions[symbol], fma, bm * bn * bk // threads)
+        try:
+            dtype, _tile, bm, bn, bk, _tm, _tn, threads = tile_of(name)
+        except KeyError:  # the family's other kernels (split-K's second pass): resources and occupancy only
+            threads = kernels.ELEMENTWISE_THREADS
+            loops = [None]
+        else:
+            fma = "FFMA" if dtype == "float32" else "DFMA"
+            loops = main_loops(functions[symbol], fma, bm * bn * bk // threads)
         occupancy = {}
         for sm in LIMITS:
             blocks, binding = blocks_per_multiprocessor(sm, threads, registers, shared)
@@ -282,6 +287,8 @@ def markdown(reports: list, nvrtc_version: tuple) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in reports:
+        if r.loop is None:
+            continue
         gpu = next(sm.name for sm in LIMITS if sm.arch == r.arch)
         blocks, binding, occupancy = r.occupancy[gpu]
         loop = r.loop
@@ -290,6 +297,17 @@ def markdown(reports: list, nvrtc_version: tuple) -> str:
             f"{gpu}: {blocks} ({occupancy:.0%}, {binding}) | {loop.instructions:g} | "
             f"{loop.fma:g} | {loop.fma_share:.0%} | {_counts(loop.shared_loads)} | {_counts(loop.shared_stores)} | "
             f"{loop.branches:g} | {loop.barriers:g} | {r.heaviest.instructions:g} ({r.heaviest.fma_share:.0%}) |")
+    others = [r for r in reports if r.loop is None]
+    if others:
+        lines += ["", "The family's kernels without tiles (split-K's second pass: no k-loop, one block of "
+                  f"{kernels.ELEMENTWISE_THREADS} threads):", "",
+                  "| kernel | arch | registers | spill bytes | shared bytes | blocks per SM (occupancy, limit) |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in others:
+            gpu = next(sm.name for sm in LIMITS if sm.arch == r.arch)
+            blocks, binding, occupancy = r.occupancy[gpu]
+            lines.append(f"| `{r.name}` | {r.arch} | {r.registers} | {r.spill_bytes} | {r.shared} | "
+                         f"{gpu}: {blocks} ({occupancy:.0%}, {binding}) |")
     lines += [
         "",
         "Blocks per multiprocessor: on the A100 for the sm_80 build, on the H100 for the sm_90 build, followed by "

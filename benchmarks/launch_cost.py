@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from gradcore.backend import kernels  # noqa: E402
 
 SHAPES = [(64, 100, 1000), (256, 784, 512), (256, 512, 10)]  # (batch, in, out) of the MLP layers
-TARGETS_US = {"gemm": 10.0, "linear_forward": 10.0, "linear_backward": 20.0, "activation_backward": 10.0}
+TARGETS_US = {"gemm": 10.0, "linear_forward": 10.0, "linear_backward": 20.0, "activation_backward": 10.0,
+              "relu_backward": 10.0}
 
 
 class _Pointer:
@@ -113,6 +114,8 @@ def workloads(launcher) -> list:
             ("activation_backward", shape,
              lambda grad=grad, saved=saved: kernels.activation_backward(grad, saved, "relu", column_sums=True,
                                                                         launcher=launcher)),
+            ("relu_backward", shape,
+             lambda grad=grad, saved=saved: kernels.relu_backward(grad, saved, launcher=launcher)),
         ]
     return found
 

@@ -41,7 +41,8 @@ TIME_LIMIT_S = 600  # per mutant: the emulation build (about a minute on 2 busy 
 # The tests that exercise each source (the emulation runs the real sources; test_build.py, the NVRTC build, is
 # left out: it checks compilation, not values, and needs minutes per mutant).
 TESTS = {
-    "gemm.cu": ["tests/kernels/test_gemm_oracle.py", "tests/kernels/test_gemm.py"],
+    "gemm.cu": ["tests/kernels/test_gemm_oracle.py", "tests/kernels/test_gemm.py",
+                "tests/kernels/test_gemm_split_k.py"],
     "elementwise.cu": ["tests/kernels/test_elementwise.py", "tests/kernels/test_gemm_oracle.py",
                        "tests/kernels/test_dispatch.py"],
     "activation.cuh": ["tests/kernels/test_elementwise.py", "tests/kernels/test_gemm_oracle.py"],
@@ -139,7 +140,15 @@ MUTANTS = [
     Mutant("gemm.cu", "dropped statement", "the bias is not added",
            "if (bias != nullptr) z += bias[n];", ""),
     Mutant("gemm.cu", "dropped statement", "the row sums are not written",
-           "if (block.sums_rows && tid < BM && m0 + tid < m_size) row_sums[m0 + tid] = row_sum;", ""),
+           "if (block.sums_rows && tid < BM && m0 + tid < m_size) row_sums[(long long)blockIdx.z * m_size + m0 + tid] "
+           "= row_sum;", ""),
+    Mutant("gemm.cu", "short loop", "split-K: the second pass leaves out the last slice",
+           "for (long long s = 1; s < splits; ++s) z += partial[s * count + i];",
+           "for (long long s = 1; s + 1 < splits; ++s) z += partial[s * count + i];"),
+    Mutant("gemm.cu", "wrong constant", "split-K: the last slice runs the whole chunk, past K",
+           "if (blockIdx.z + 1 == gridDim.z) k_size = k_last;", ""),
+    Mutant("gemm.cu", "relaxed bound", "split-K: every slice writes its row sums to the first slice's line",
+           "row_sums[(long long)blockIdx.z * m_size + m0 + tid]", "row_sums[m0 + tid]"),
     Mutant("gemm.cu", "dropped statement", "the partial k-step is skipped",
            "if (full_steps * BK < k_size) {", "if (false) {"),
     Mutant("gemm.cu", "dropped statement", "the next step's tiles are not loaded",
@@ -164,12 +173,16 @@ MUTANTS = [
     Mutant("elementwise.cu", "short loop", "the grid-stride loops skip the last element",
            "i < (n);", "i < (n) - 1;"),
     Mutant("elementwise.cu", "short loop", "activation_backward skips the last row",
-           "for (long long row = ty; row < rows; row += blockDim.y)",
-           "for (long long row = ty; row < rows - 1; row += blockDim.y)"),
+           "row < rows; row += row_step)", "row < rows - 1; row += row_step)"),
     Mutant("elementwise.cu", "short loop", "bias_activation skips the last element",
            "    for (; i < n; i += stride) {", "    for (; i < n - 1; i += stride) {"),
     Mutant("elementwise.cu", "relaxed bound", "the column sums write one element past their array",
-           "if (ty == 0 && column < cols) sums[column]", "if (ty == 0 && column <= cols) sums[column]"),
+           "if (ty == 0 && column < cols) sums[", "if (ty == 0 && column <= cols) sums["),
+    Mutant("elementwise.cu", "short loop", "the column sums' second pass leaves out the last block of rows",
+           "for (long long p = 1; p < parts; ++p)", "for (long long p = 1; p + 1 < parts; ++p)"),
+    Mutant("elementwise.cu", "wrong constant", "the column sums: every block of rows covers every row",
+           "const long long row_step = (long long)gridDim.y * blockDim.y;",
+           "const long long row_step = blockDim.y;"),
     Mutant("elementwise.cu", "relaxed bound", "bias_activation's column wraps one late",
            "if (column >= cols) column -= cols;", "if (column > cols) column -= cols;"),
     Mutant("elementwise.cu", "relaxed bound", "activation_backward's threads run one column past the matrix",
@@ -208,14 +221,6 @@ EXPECTED_SURVIVORS = {
         "equivalent: the padding only moves the rows of the shared tiles to other banks (speed on a GPU); "
         "every read and write stays inside the unpadded row, and rows of BM or BN words keep the fragment "
         "vectors aligned",
-    ("gemm.cu", "interior path: a tile one row past C counts as interior"):
-        "a gap in the tests: no case has M one short of a multiple of BM (the oracle shapes are BM + 12 and "
-        "BM + 13 rows), so the mutated test is never true where the original is false; were it, the interior "
-        "path would read one row past op(A) into a row of C that is never stored, which only a guard page "
-        "shows, and test_no_read_past_the_operands always passes a prologue, so it runs only the general path",
-    ("gemm.cu", "interior path: a tile one column past C counts as interior"):
-        "a gap in the tests, as for the row: no case has N one short of a multiple of BN (BN + 20 and BN + 21 "
-        "columns), and the guarded cases never run the interior path",
 }
 
 

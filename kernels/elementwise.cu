@@ -7,6 +7,7 @@
 //     sigmoid_backward     dx = grad * (1 - y) * y                  (from the saved output)
 //     bias_activation      y  = activation(z + bias), over a rows x cols matrix; optionally z + bias into z
 //     activation_backward  dz = grad * activation'(saved) over a rows x cols matrix, and the column sums of dz
+//     column_sums          sums[j] = sum_p partial[p, j]: activation_backward's second pass, where it has one
 //
 // The formulas are those of activation.cuh, shared with the GEMM's fused epilogue and prologue: bias_activation
 // is the GEMM's epilogue and activation_backward its prologue and bias gradient, for products that cuBLAS
@@ -18,12 +19,16 @@
 // One thread computes elements i, i + S, i + 2S, ... where i = blockIdx.x * blockDim.x + threadIdx.x and
 // S = gridDim.x * blockDim.x: consecutive threads touch consecutive elements, so every access coalesces.
 //
-// activation_backward's launch shape: blocks own columns, so that a column's sum is finished within one block
-// and no atomics are needed. Block (blockDim.x, blockDim.y) = (CX, 256 / CX) threads with CX = min(32, the
-// smallest power of two >= cols); grid ceil(cols / CX). One thread computes column blockIdx.x * CX + threadIdx.x
-// for rows threadIdx.y, threadIdx.y + blockDim.y, ...: it writes those elements of dz and adds them up; the
-// block then adds its blockDim.y partial sums of each column in a tree in shared memory. The launch shape and
-// so the order of the additions depend on the shape alone: the sums are the same on every run and every GPU.
+// activation_backward's launch shape: a 2-d grid of column blocks by row blocks, so that a tall matrix still
+// gives the GPU many blocks, with no atomics. Block (blockDim.x, blockDim.y) = (CX, 256 / CX) threads with
+// CX = min(32, the smallest power of two >= cols); grid (ceil(cols / CX), P), P the number of row blocks
+// (kernels.py, _column_sum_launch). One thread computes column blockIdx.x * CX + threadIdx.x for rows
+// blockIdx.y * blockDim.y + threadIdx.y, plus multiples of P * blockDim.y: it writes those elements of dz and
+// adds them up; the block then adds its blockDim.y partial sums of each column in a tree in shared memory and
+// writes them to row P's line of the partial sums, sums[blockIdx.y * cols + column]. With P = 1 those are the
+// column sums; otherwise column_sums adds the P lines of each column in order p = 0, 1, ... (one thread per
+// column, a grid-stride loop). The launch shapes and so the order of the additions depend on the shape alone:
+// the sums are the same on every run and every GPU.
 //
 // Absent clamp bounds are passed as -inf / +inf.
 #include "activation.cuh"
@@ -91,8 +96,10 @@ __global__ void bias_activation(T* __restrict__ z, const T* __restrict__ bias, T
 // The largest block of activation_backward (and so the size of its shared buffer); kernels.py uses it.
 constexpr int COLUMN_SUM_THREADS = 256;
 
-// dz = grad * activation'(saved) over a rows x cols matrix (all contiguous), and sums[j] = sum_i dz[i, j]. dz may
-// be null (only the sums are wanted); saved may be null for ACTIVATION_NONE. blockDim.y must be a power of two.
+// dz = grad * activation'(saved) over a rows x cols matrix (all contiguous), and
+// sums[p * cols + j] = sum of dz[i, j] over the rows i of row block p (gridDim.y of them: see the launch shape).
+// dz may be null (only the sums are wanted); saved may be null for ACTIVATION_NONE. blockDim.y must be a power
+// of two.
 template <typename T>
 __global__ void __launch_bounds__(COLUMN_SUM_THREADS)
 activation_backward(const T* __restrict__ grad, const T* __restrict__ saved, T* __restrict__ dz,
@@ -100,9 +107,10 @@ activation_backward(const T* __restrict__ grad, const T* __restrict__ saved, T* 
     __shared__ T partial[COLUMN_SUM_THREADS];
     const int tx = threadIdx.x, ty = threadIdx.y;
     const long long column = (long long)blockIdx.x * blockDim.x + tx;
+    const long long row_step = (long long)gridDim.y * blockDim.y;
     T sum = T(0);
     if (column < cols) {
-        for (long long row = ty; row < rows; row += blockDim.y) {
+        for (long long row = (long long)blockIdx.y * blockDim.y + ty; row < rows; row += row_step) {
             const long long i = row * cols + column;
             const T d = activation_gradient(grad[i], saved != nullptr ? saved[i] : T(0), activation, low, high);
             if (dz != nullptr) dz[i] = d;
@@ -116,7 +124,18 @@ activation_backward(const T* __restrict__ grad, const T* __restrict__ saved, T* 
         if (ty < half) partial[ty * blockDim.x + tx] += partial[(ty + half) * blockDim.x + tx];
         __syncthreads();
     }
-    if (ty == 0 && column < cols) sums[column] = partial[tx];
+    if (ty == 0 && column < cols) sums[(long long)blockIdx.y * cols + column] = partial[tx];
+}
+
+// sums[j] = partial[0, j] + partial[1, j] + ... + partial[parts - 1, j], added in that order, over a parts x cols
+// matrix of activation_backward's partial sums (contiguous).
+template <typename T>
+__global__ void column_sums(const T* __restrict__ partial, T* __restrict__ sums, long long parts, long long cols) {
+    GRADCORE_GRID_STRIDE_LOOP(j, cols) {
+        T sum = partial[j];
+        for (long long p = 1; p < parts; ++p) sum += partial[p * cols + j];
+        sums[j] = sum;
+    }
 }
 
 #undef GRADCORE_GRID_STRIDE_LOOP

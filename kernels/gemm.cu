@@ -11,6 +11,13 @@
 // the prologue has the layout of the operand it applies to and is read at that operand's offsets.
 //
 // Launch shape: grid (ceil(N / BN), ceil(M / BM), batch), block (BM / TM) * (BN / TN) threads in x.
+//
+// Split-K (kernels.py, _split_k): where a single product (batch 1) has too few tiles to give every
+// multiprocessor two blocks, the grid's z dimension splits K instead: slice z multiplies over k in
+// [z * chunk, z * chunk + chunk), chunk a multiple of BK, through the batch strides (A's is chunk * its k stride,
+// B's likewise; the last slice's extent, k_last, may be shorter), into its own M x N product of a workspace
+// (C's batch stride M * N), without epilogue; its row sums, if any, go to its own M values. A second launch,
+// gemm_split_reduce (at the end of this file), adds the slices in a fixed order and applies the epilogue.
 // One block computes a BM x BN tile of C. It walks K in steps of BK: each step its threads copy a BM x BK tile
 // of op(A) and a BK x BN tile of op(B) into shared memory (k-major, rows padded by GEMM_PAD words), then each
 // thread multiplies them into its register micro-tile. Shared memory holds two copies of each tile: while the
@@ -199,10 +206,10 @@ struct GemmBlock {
         return k_size - k0 < BK ? (int)(k_size - k0) : BK;
     }
 
-    // The general path's loads: bounds-checked, prologue applied, vector widths read at run time.
+    // The general path's loads: bounds-checked, prologue applied, vector widths read at run time. k_left is
+    // how much of the step lies inside the matrix along k: BK for a full step.
     __device__ __forceinline__ void load_checked(T (&a_next)[CopyA::LOADS], T (&b_next)[CopyB::LOADS],
-                                                 long long k0) const {
-        const int k_left = k_limit(k0);
+                                                 long long k0, int k_left) const {
         if (a_vector) {
             a_copy.template load<CopyA::VECTOR, true>(a_next, a, a_saved, saved_activation, low, high, k0, a_col,
                                                       k_left, m_limit);
@@ -220,11 +227,12 @@ struct GemmBlock {
     }
 
     // Reads the tiles at k0 into registers: AW, BW > 0 is the interior path with those vector widths (bounds
-    // checked only with CHECK_K, for the last, partial step), 0 the general path.
+    // checked only with CHECK_K, for the last, partial step), 0 the general path (checked against m and n on
+    // every step, against k only with CHECK_K).
     template <int AW, int BW, bool CHECK_K>
     __device__ __forceinline__ void load(T (&a_next)[CopyA::LOADS], T (&b_next)[CopyB::LOADS], long long k0) const {
         if constexpr (AW == 0) {
-            load_checked(a_next, b_next, k0);
+            load_checked(a_next, b_next, k0, CHECK_K ? k_limit(k0) : BK);
         } else if constexpr (CHECK_K) {
             const int k_left = k_limit(k0);
             a_copy.template load<AW, true>(a_next, a, nullptr, 0, low, high, k0, a_col, k_left, BM);
@@ -328,6 +336,7 @@ gemm(const T* __restrict__ a, long long a_row, long long a_col, long long a_batc
      const T* __restrict__ b, long long b_row, long long b_col, long long b_batch, int b_vector,
      T* __restrict__ c, long long c_row, long long c_batch,
      long long m_size, long long n_size, long long k_size,
+     long long k_last,                    // k_size of the last z-slice of the grid (split-K), else k_size
      const T* __restrict__ bias,          // N values added to every row, or null
      T* __restrict__ preactivation,       // receives op(A) op(B) + bias in C's layout, or null
      int activation,                      // applied to C (Activation codes of activation.cuh)
@@ -335,7 +344,9 @@ gemm(const T* __restrict__ a, long long a_row, long long a_col, long long a_batc
      int saved_operand,                   // 0: saved applies to A (A's layout), 1: to B (B's layout)
      int saved_activation,
      T low, T high,                       // clamp bounds of both activations (-inf / +inf when absent)
-     T* __restrict__ row_sums)            // M sums of op(A)'s rows after its prologue, or null (batch 1 only)
+     // M sums of op(A)'s rows after its prologue, or null; z-slice z writes its sums at row_sums + z * M
+     // (split-K; without it the batch is 1 and z is 0)
+     T* __restrict__ row_sums)
 {
     using Block = GemmBlock<T, BM, BN, BK, TM, TN>;
     using CopyA = typename Block::CopyA;
@@ -350,6 +361,7 @@ gemm(const T* __restrict__ a, long long a_row, long long a_col, long long a_batc
     __shared__ Tiles tiles;
 
     const int tid = threadIdx.x;
+    if (blockIdx.z + 1 == gridDim.z) k_size = k_last;  // split-K: the last slice of K may be shorter
     const long long m0 = (long long)blockIdx.y * BM;
     const long long n0 = (long long)blockIdx.x * BN;
     a += (long long)blockIdx.z * a_batch;
@@ -390,7 +402,7 @@ gemm(const T* __restrict__ a, long long a_row, long long a_col, long long a_batc
         block.template run<1, 1>(acc, row_sum);
     }
 
-    if (block.sums_rows && tid < BM && m0 + tid < m_size) row_sums[m0 + tid] = row_sum;
+    if (block.sums_rows && tid < BM && m0 + tid < m_size) row_sums[(long long)blockIdx.z * m_size + m0 + tid] = row_sum;
 
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
@@ -405,6 +417,40 @@ gemm(const T* __restrict__ a, long long a_row, long long a_col, long long a_batc
                 c[m * c_row + n] = activate(z, activation, low, high);
             }
         }
+    }
+}
+
+// The second pass of split-K: C = activation(sum_s partial[s] + bias), summed in the order s = 0, 1, ..., so
+// that the result is the same, bit for bit, on every run. partial holds `splits` contiguous M x N products (the
+// z-slices of the first pass, each over its own range of K); C and the pre-activation are contiguous M x N.
+// Where row_partial is given (splits x M row sums of the first pass), row_sums[m] = sum_s row_partial[s][m] in
+// the same order. A 1-d grid-stride loop over the M x N elements, like the elementwise kernels
+// (kernels.py: 256 threads); thread i also sums row i where i < M.
+template <typename T>
+__global__ void __launch_bounds__(256)
+gemm_split_reduce(const T* __restrict__ partial, long long splits, long long m_size, long long n_size,
+                  T* __restrict__ c, const T* __restrict__ bias, T* __restrict__ preactivation, int activation,
+                  T low, T high, const T* __restrict__ row_partial, T* __restrict__ row_sums) {
+    const long long count = m_size * n_size;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    // Element i's column, i % n_size, kept up to date by adding the stride's remainder (as in bias_activation):
+    // one 64-bit division per thread instead of one per element.
+    long long column = i % n_size;
+    const long long column_step = stride % n_size;
+    for (; i < count; i += stride) {
+        T z = partial[i];
+        for (long long s = 1; s < splits; ++s) z += partial[s * count + i];
+        if (bias != nullptr) z += bias[column];
+        if (preactivation != nullptr) preactivation[i] = z;
+        c[i] = activate(z, activation, low, high);
+        if (row_partial != nullptr && i < m_size) {
+            T sum = row_partial[i];
+            for (long long s = 1; s < splits; ++s) sum += row_partial[s * m_size + i];
+            row_sums[i] = sum;
+        }
+        column += column_step;
+        if (column >= n_size) column -= n_size;
     }
 }
 

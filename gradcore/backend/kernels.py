@@ -44,6 +44,7 @@ __all__ = [
     "clamp_backward",
     "clamp_forward",
     "default_launcher",
+    "family_of",
     "gemm",
     "gemm_vector_widths",
     "linear_backward",
@@ -52,6 +53,7 @@ __all__ = [
     "product_path",
     "relu_backward",
     "runs_on",
+    "split_k",
     "sigmoid_backward",
     "sigmoid_forward",
     "source",
@@ -79,7 +81,7 @@ GEMM_TILES = {
 
 _C_TYPES = {"float32": "float", "float64": "double"}
 _ELEMENTWISE_KERNELS = ("clamp_forward", "clamp_backward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
-                        "bias_activation", "activation_backward")
+                        "bias_activation", "activation_backward", "column_sums")
 
 #: The source file of each family.
 FAMILY_SOURCES = {"gemm": "gemm.cu", "elementwise": "elementwise.cu"}
@@ -96,11 +98,17 @@ def name_expression(kernel: str, dtype: str, tile: str | None = None) -> str:
 #: Every instantiation that the modules are built with, per family: the GPU loader, the NVRTC compile tests and
 #: the CPU emulation all take their list from here.
 NAME_EXPRESSIONS = {
-    "gemm": tuple(name_expression("gemm", dtype, tile) for dtype, tiles in GEMM_TILES.items() for tile in tiles),
+    "gemm": tuple(name_expression("gemm", dtype, tile) for dtype, tiles in GEMM_TILES.items() for tile in tiles)
+    + tuple(name_expression("gemm_split_reduce", dtype) for dtype in _C_TYPES),
     "elementwise": tuple(name_expression(k, dtype) for k in _ELEMENTWISE_KERNELS for dtype in _C_TYPES),
 }
 
-_FAMILY_OF = {"gemm": "gemm", **{k: "elementwise" for k in _ELEMENTWISE_KERNELS}}
+_FAMILY_OF = {"gemm": "gemm", "gemm_split_reduce": "gemm", **{k: "elementwise" for k in _ELEMENTWISE_KERNELS}}
+
+
+def family_of(kernel: str) -> str:
+    """Returns the family (``FAMILY_SOURCES`` key) of a name expression such as ``gradcore::gemm<float, ...>``."""
+    return _FAMILY_OF[kernel.split("::")[1].split("<")[0]]
 _LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)
 
 
@@ -234,7 +242,7 @@ class CupyLauncher:
         key = (kernel, cupy.cuda.runtime.getDevice())
         function = self._functions.get(key)
         if function is None:
-            family = _FAMILY_OF[kernel.split("::")[1].split("<")[0]]
+            family = family_of(kernel)
             function = self._functions[key] = self.module(family).get_function(kernel)
         return function
 
@@ -377,7 +385,7 @@ def _contiguous(xp, array):
 GEMM_PARAMETERS = (
     "a", "a_row", "a_col", "a_batch", "a_vector",
     "b", "b_row", "b_col", "b_batch", "b_vector",
-    "c", "c_row", "c_batch", "m_size", "n_size", "k_size",
+    "c", "c_row", "c_batch", "m_size", "n_size", "k_size", "k_last",
     "bias", "preactivation", "activation", "saved", "saved_operand", "saved_activation", "low", "high", "row_sums",
 )
 
@@ -397,6 +405,31 @@ def choose_tile(m: int, n: int, dtype: str, multiprocessors: int) -> str:
         if math.ceil(m / bm) * math.ceil(n / bn) >= multiprocessors:
             return name
     return list(tiles)[-1]
+
+
+#: Blocks per multiprocessor that split-K aims for: a product whose tiles give fewer is split along K.
+SPLIT_K_BLOCKS_PER_MULTIPROCESSOR = 2
+_MAX_SPLITS = 64  # bounds the workspace (splits x M x N) and the second pass's sums per element
+
+
+def split_k(tiles: int, k: int, bk: int, multiprocessors: int) -> tuple:
+    """Returns (splits, chunk): how many slices of K a product of ``tiles`` output tiles is split into, and the
+    extent of each but the last (a multiple of ``bk``); (1, k) where it is not split.
+
+    A product is split where its tiles give fewer than ``SPLIT_K_BLOCKS_PER_MULTIPROCESSOR`` blocks per
+    multiprocessor: into at least enough slices to reach that many blocks (``wanted``), where K has that many
+    full steps of ``bk`` and ``wanted`` is at most ``_MAX_SPLITS``; otherwise into as many as it has. Each slice
+    but the last is ``k // bk // wanted`` whole steps, so there are ``wanted`` to about twice as many slices.
+    The result depends on the shape, the tile and the multiprocessor count alone, and so does the order in which
+    the second pass adds the slices: a split product repeats bit for bit.
+    """
+    target = SPLIT_K_BLOCKS_PER_MULTIPROCESSOR * multiprocessors
+    steps = k // bk  # full steps
+    if tiles >= target or steps < 2:
+        return 1, k
+    wanted = min(math.ceil(target / tiles), steps, _MAX_SPLITS)
+    chunk = (steps // wanted) * bk
+    return math.ceil(k / chunk), chunk
 
 
 def gemm_vector_widths(dtype: str, tile: str) -> tuple:
@@ -475,12 +508,18 @@ class _GemmPlan:
     kernel, grid, block, output shape, the result's extents and the argument list with the pointers and clamp
     bounds left to fill in. Made once per distinct launch (``_gemm_plan``) and reused."""
 
-    __slots__ = ("kernel", "grid", "block", "shape", "dtype", "np_dtype", "m", "n", "arguments", "empty")
+    __slots__ = ("kernel", "grid", "block", "shape", "dtype", "np_dtype", "m", "n", "arguments", "empty", "splits",
+                 "reduce_kernel", "reduce_grid", "reduce_arguments")
 
-    def __init__(self, kernel, grid, block, shape, dtype, m, n, arguments, empty):
+    def __init__(self, kernel, grid, block, shape, dtype, m, n, arguments, empty, splits=1, reduce_kernel=None,
+                 reduce_grid=None, reduce_arguments=None):
         self.kernel, self.grid, self.block, self.shape = kernel, grid, block, shape
         self.dtype, self.np_dtype, self.m, self.n = dtype, np.dtype(dtype), m, n
         self.arguments, self.empty = arguments, empty
+        # Split-K (splits > 1): the GEMM writes `splits` partial products into a workspace, and
+        # gemm_split_reduce (its grid and argument list, pointers and bounds left to fill in) finishes them.
+        self.splits, self.reduce_kernel, self.reduce_grid = splits, reduce_kernel, reduce_grid
+        self.reduce_arguments = reduce_arguments
 
 
 #: The launch plans made so far, by everything they depend on (``_gemm_plan``). Bounded: a process that makes
@@ -546,9 +585,11 @@ def _make_gemm_plan(launcher, a, b, trans_a, trans_b, bias, activation, preactiv
     if row_sums and batches != 1:
         raise ValueError("gradcore gemm: row sums need a batch of 1")
 
-    tile = tile or choose_tile(m, n, dtype, launcher.multiprocessor_count())
-    bm, bn, _bk, tm, tn = GEMM_TILES[dtype][tile]
+    multiprocessors = launcher.multiprocessor_count()
+    tile = tile or choose_tile(m, n, dtype, multiprocessors)
+    bm, bn, bk, tm, tn = GEMM_TILES[dtype][tile]
     grid = (math.ceil(n / bn) if n else 1, math.ceil(m / bm) if m else 1, batches)
+    splits, chunk = split_k(grid[0] * grid[1], k, bk, multiprocessors) if batches == 1 and m and n else (1, k)
     if grid[1] > 65535 or grid[2] > 65535:
         raise ValueError(f"gradcore gemm: {m} rows x {batches} batches exceed the grid's limits")
     shape = (m, n) if a.ndim == 2 and b.ndim == 2 else (batches, m, n)
@@ -564,14 +605,28 @@ def _make_gemm_plan(launcher, a, b, trans_a, trans_b, bias, activation, preactiv
         "b": None, "b_row": ("i64", b_row), "b_col": ("i64", b_col), "b_batch": ("i64", b_batch),
         "b_vector": ("i32", int(b_vector)),
         "c": None, "c_row": ("i64", n), "c_batch": ("i64", m * n if len(shape) == 3 else 0),
-        "m_size": ("i64", m), "n_size": ("i64", n), "k_size": ("i64", k),
+        "m_size": ("i64", m), "n_size": ("i64", n), "k_size": ("i64", k), "k_last": ("i64", k),
         "bias": None, "preactivation": None, "activation": ("i32", code),
         "saved": None, "saved_operand": ("i32", _SAVED_OPERANDS[saved_operand]),
         "saved_activation": ("i32", saved_activation_code),
         "low": None, "high": None, "row_sums": None,
     }
-    return _GemmPlan(name_expression("gemm", dtype, tile), grid, ((bm // tm) * (bn // tn), 1, 1), shape, dtype, m,
-                     n, [arguments[name] for name in GEMM_PARAMETERS], m == 0 or n == 0)
+    block = ((bm // tm) * (bn // tn), 1, 1)
+    if splits == 1:
+        return _GemmPlan(name_expression("gemm", dtype, tile), grid, block, shape, dtype, m, n,
+                         [arguments[name] for name in GEMM_PARAMETERS], m == 0 or n == 0)
+    # Split-K: slice z starts `chunk` further along K in both operands (and in the saved tensor, which shares
+    # its operand's strides) and writes its own M x N product; the epilogue waits for the second pass.
+    arguments.update({
+        "a_batch": ("i64", chunk * a_col), "b_batch": ("i64", chunk * b_row), "c_batch": ("i64", m * n),
+        "k_size": ("i64", chunk), "k_last": ("i64", k - (splits - 1) * chunk), "activation": ("i32", 0),
+    })
+    reduce_arguments = [("ptr", None), ("i64", splits), ("i64", m), ("i64", n), ("ptr", None), ("ptr", None),
+                        ("ptr", None), ("i32", code), None, None, ("ptr", None), ("ptr", None)]
+    return _GemmPlan(name_expression("gemm", dtype, tile), (grid[0], grid[1], splits), block, shape, dtype, m, n,
+                     [arguments[name] for name in GEMM_PARAMETERS], False, splits,
+                     name_expression("gemm_split_reduce", dtype), _grid_stride_blocks(launcher, m * n),
+                     reduce_arguments)
 
 
 def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, activation: str = "none",
@@ -583,6 +638,9 @@ def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, act
         bias = launcher.xp.ascontiguousarray(bias)
     plan = _gemm_plan(launcher, a, b, trans_a, trans_b, bias, activation, preactivation, saved, saved_activation,
                       saved_operand, row_sums, tile)
+    if plan.splits > 1:
+        return _launch_split_gemm(launcher, plan, a, b, bias, preactivation, saved, saved_activation, row_sums,
+                                  low, high)
     out = launcher.empty(plan.shape, plan.dtype)
     z = launcher.empty(plan.shape, plan.dtype) if preactivation else None
     sums = launcher.empty((plan.m,), plan.dtype) if row_sums else None
@@ -604,6 +662,48 @@ def _launch_gemm(launcher, a, b, *, trans_a: bool, trans_b: bool, bias=None, act
     arguments[slots["low"]] = ("T", low)
     arguments[slots["high"]] = ("T", high)
     launcher.launch(plan.kernel, plan.grid, plan.block, arguments, plan.np_dtype)
+    return out, z, sums
+
+
+# The slots of gemm_split_reduce's argument list (kernels/gemm.cu) that change from launch to launch of a plan.
+_REDUCE_SLOTS = {"partial": 0, "c": 4, "bias": 5, "preactivation": 6, "low": 8, "high": 9, "row_partial": 10,
+                 "row_sums": 11}
+
+
+def _launch_split_gemm(launcher, plan, a, b, bias, preactivation, saved, saved_activation, row_sums, low, high):
+    """Split-K: the GEMM's slices into a workspace, then gemm_split_reduce, which adds them in a fixed order
+    and applies the epilogue (see ``split_k`` and kernels/gemm.cu)."""
+    m, n, splits = plan.m, plan.n, plan.splits
+    partial = launcher.empty((splits, m, n), plan.dtype)
+    row_partial = launcher.empty((splits, m), plan.dtype) if row_sums else None
+    if saved_activation == "none":
+        saved = None
+    arguments = list(plan.arguments)
+    slots = _GEMM_SLOTS
+    arguments[slots["a"]] = ("ptr", a)
+    arguments[slots["b"]] = ("ptr", b)
+    arguments[slots["c"]] = ("ptr", partial)
+    arguments[slots["bias"]] = ("ptr", None)  # the epilogue is the second pass's
+    arguments[slots["preactivation"]] = ("ptr", None)
+    arguments[slots["saved"]] = ("ptr", saved)
+    arguments[slots["row_sums"]] = ("ptr", row_partial)
+    arguments[slots["low"]] = ("T", low)
+    arguments[slots["high"]] = ("T", high)
+    launcher.launch(plan.kernel, plan.grid, plan.block, arguments, plan.np_dtype)
+    out = launcher.empty(plan.shape, plan.dtype)
+    z = launcher.empty(plan.shape, plan.dtype) if preactivation else None
+    sums = launcher.empty((m,), plan.dtype) if row_sums else None
+    arguments = list(plan.reduce_arguments)
+    slots = _REDUCE_SLOTS
+    arguments[slots["partial"]] = ("ptr", partial)
+    arguments[slots["c"]] = ("ptr", out)
+    arguments[slots["bias"]] = ("ptr", bias)
+    arguments[slots["preactivation"]] = ("ptr", z)
+    arguments[slots["low"]] = ("T", low)
+    arguments[slots["high"]] = ("T", high)
+    arguments[slots["row_partial"]] = ("ptr", row_partial)
+    arguments[slots["row_sums"]] = ("ptr", sums)
+    launcher.launch(plan.reduce_kernel, plan.reduce_grid, (ELEMENTWISE_THREADS, 1, 1), arguments, plan.np_dtype)
     return out, z, sums
 
 
@@ -660,7 +760,8 @@ def linear_backward(grad, x, weight, saved=None, activation: str = "none", clamp
     The activation's derivative is applied to ``grad`` as each GEMM loads it, so dZ = grad * activation'(saved)
     is never written to memory: grad_x = dZ @ weight, grad_weight = dZ.T @ x, and grad_bias (the column sums of
     dZ) is summed by the grad_weight launch from the tiles it loads anyway. Without a grad_weight launch,
-    grad_bias takes one pass of ``activation_backward``'s kernel, which sums the columns without storing dZ.
+    grad_bias takes one pass of ``activation_backward``'s kernel, which sums the columns without storing dZ
+    (and, for a tall gradient, ``column_sums``, which adds its blocks' partial sums).
     """
     launcher = launcher or default_launcher()
     xp = launcher.xp
@@ -689,22 +790,40 @@ ELEMENTWISE_THREADS = 256
 _BLOCKS_PER_MULTIPROCESSOR = 16  # enough resident blocks to hide memory latency; the grid-stride loop does the rest
 
 
+#: Launch plans of the one-pass elementwise kernels: (kernel, grid, numpy dtype, dtype name) by launcher,
+#: kernel, and each input's type, dtype and shape; bounded like ``_GEMM_PLANS``.
+_ELEMENTWISE_PLANS: dict = {}
+_ELEMENTWISE_PLANS_MAX = 1024
+
+
+def _elementwise_plan(launcher, kernel: str, inputs: Sequence) -> tuple:
+    key = (id(launcher), kernel, *[(type(array), array.dtype, array.shape) for array in inputs])
+    plan = _ELEMENTWISE_PLANS.get(key)
+    if plan is None:
+        dtype = _dtype_name(inputs[0])
+        _same_dtype(dtype, *inputs)
+        shape = inputs[0].shape
+        for array in inputs[1:]:
+            if array.shape != shape:
+                raise ValueError(f"gradcore {kernel}: shapes differ ({tuple(shape)} and {tuple(array.shape)})")
+        size = math.prod(shape)
+        grid = _grid_stride_blocks(launcher, size) if size else None
+        plan = (name_expression(kernel, dtype), grid, np.dtype(dtype), dtype, size)
+        if len(_ELEMENTWISE_PLANS) >= _ELEMENTWISE_PLANS_MAX:
+            _ELEMENTWISE_PLANS.clear()
+        _ELEMENTWISE_PLANS[key] = plan
+    return plan
+
+
 def _elementwise(launcher, kernel: str, inputs: Sequence, scalars: Sequence[float] = ()):
+    name, grid, np_dtype, dtype, n = _elementwise_plan(launcher, kernel, inputs)
     xp = launcher.xp
-    dtype = _dtype_name(inputs[0])
-    _same_dtype(dtype, *inputs)
-    shape = inputs[0].shape
-    for array in inputs[1:]:
-        if array.shape != shape:
-            raise ValueError(f"gradcore {kernel}: shapes differ ({tuple(shape)} and {tuple(array.shape)})")
-    inputs = [_contiguous(xp, array) for array in inputs]
-    out = launcher.empty(shape, dtype)
-    n = out.size
+    inputs = [array if array.flags.c_contiguous else xp.ascontiguousarray(array) for array in inputs]
+    out = launcher.empty(inputs[0].shape, dtype)
     if n == 0:
         return out
     args = [("ptr", array) for array in inputs] + [("ptr", out), ("i64", n)] + [("T", s) for s in scalars]
-    launcher.launch(name_expression(kernel, dtype), _grid_stride_blocks(launcher, n), (ELEMENTWISE_THREADS, 1, 1),
-                    args, np.dtype(dtype))
+    launcher.launch(name, grid, (ELEMENTWISE_THREADS, 1, 1), args, np_dtype)
     return out
 
 
@@ -746,34 +865,96 @@ def _column_sum_block(cols: int) -> tuple:
     return columns, COLUMN_SUM_THREADS // columns
 
 
+#: Rows each thread of an activation_backward block covers, at least, before the rows are split into more
+#: row blocks; and the most row blocks (each adds one line of partial sums for the second pass to add up).
+COLUMN_SUM_ROWS_PER_THREAD = 4
+COLUMN_SUM_MAX_ROW_BLOCKS = 128
+
+
+def _column_sum_launch(rows: int, cols: int) -> tuple:
+    """Returns activation_backward's (grid, block) for a rows x cols matrix: ``_column_sum_block``'s blocks,
+    ceil(cols / block columns) of them across and enough down that each thread covers about
+    ``COLUMN_SUM_ROWS_PER_THREAD`` rows, at most ``COLUMN_SUM_MAX_ROW_BLOCKS``. A function of the shape alone,
+    so that the sums (and the order of their additions) repeat bit for bit on every GPU."""
+    block = _column_sum_block(cols)
+    row_blocks = min(math.ceil(rows / (block[1] * COLUMN_SUM_ROWS_PER_THREAD)), COLUMN_SUM_MAX_ROW_BLOCKS)
+    return (math.ceil(cols / block[0]), max(row_blocks, 1), 1), (*block, 1)
+
+
+class _ColumnSumPlan:
+    """What a launch of activation_backward (with column sums) computes from its arrays' type, dtype and shape,
+    the activation and whether dz is kept: made once per distinct launch (``_column_sum_plan``) and reused."""
+
+    __slots__ = ("dtype", "np_dtype", "rows", "cols", "code", "writes_dz", "reads_saved", "kernel", "grid", "block",
+                 "parts", "sum_kernel", "sum_grid")
+
+    def __init__(self, launcher, dtype: str, rows: int, cols: int, activation: str, keep_dz: bool) -> None:
+        self.dtype, self.np_dtype, self.rows, self.cols = dtype, np.dtype(dtype), rows, cols
+        self.code = _activation_code(activation)
+        self.reads_saved = activation != "none"  # for "none" the derivative is 1: nothing to read
+        self.writes_dz = keep_dz and activation != "none"  # for "none" dz is grad itself: the kernel only sums
+        self.kernel = name_expression("activation_backward", dtype)
+        self.sum_kernel = name_expression("column_sums", dtype)
+        if rows and cols:
+            self.grid, self.block = _column_sum_launch(rows, cols)
+            self.parts = self.grid[1]
+            self.sum_grid = _grid_stride_blocks(launcher, cols) if self.parts > 1 else None
+        else:
+            self.grid = self.block = self.sum_grid = None
+            self.parts = 0
+
+
+#: Launch plans of activation_backward by everything they depend on; bounded like ``_GEMM_PLANS``.
+_COLUMN_SUM_PLANS: dict = {}
+_COLUMN_SUM_PLANS_MAX = 1024
+
+
+def _column_sum_plan(launcher, grad, saved, activation: str, keep_dz: bool) -> _ColumnSumPlan:
+    """Checks activation_backward's arguments and returns its plan, from the cache where the same launch was
+    planned. Wrong arguments raise before anything is cached, so a wrong call fails on every call."""
+    key = (id(launcher), type(grad), grad.dtype, grad.shape,
+           None if saved is None else (type(saved), saved.dtype, saved.shape), activation, keep_dz)
+    plan = _COLUMN_SUM_PLANS.get(key)
+    if plan is None:
+        dtype = _dtype_name(grad)
+        _same_dtype(dtype, saved)
+        _require_saved(activation, saved)
+        if grad.ndim != 2:
+            raise ValueError(f"gradcore activation_backward: column sums need a 2-d gradient, got {grad.ndim}-d")
+        if activation != "none" and saved.shape != grad.shape:
+            raise ValueError(f"gradcore activation_backward: shapes differ ({tuple(grad.shape)} and "
+                             f"{tuple(saved.shape)})")
+        plan = _ColumnSumPlan(launcher, dtype, *grad.shape, activation, keep_dz)
+        if len(_COLUMN_SUM_PLANS) >= _COLUMN_SUM_PLANS_MAX:
+            _COLUMN_SUM_PLANS.clear()
+        _COLUMN_SUM_PLANS[key] = plan
+    return plan
+
+
 def _activation_backward_with_sums(launcher, grad, saved, activation: str, low: float, high: float, *,
                                    keep_dz: bool) -> tuple:
-    """One launch of ``activation_backward``'s kernel: returns (dz or None, column sums of dz)."""
-    xp = launcher.xp
-    dtype = _dtype_name(grad)
-    _same_dtype(dtype, saved)
-    _require_saved(activation, saved)
-    if grad.ndim != 2:
-        raise ValueError(f"gradcore activation_backward: column sums need a 2-d gradient, got {grad.ndim}-d")
-    if activation == "none":
-        saved = None  # the derivative is 1: nothing to read
-    elif saved.shape != grad.shape:
-        raise ValueError(f"gradcore activation_backward: shapes differ ({tuple(grad.shape)} and "
-                         f"{tuple(saved.shape)})")
-    grad = _contiguous(xp, grad)
-    saved = None if saved is None else _contiguous(xp, saved)
-    rows, cols = grad.shape
-    # For "none" dz is grad itself: the kernel only sums it.
-    dz = launcher.empty((rows, cols), dtype) if keep_dz and activation != "none" else None
+    """activation_backward's kernel (and, for a tall gradient, column_sums): returns (dz or None, column sums)."""
+    plan = _column_sum_plan(launcher, grad, saved, activation, keep_dz)
+    if not grad.flags.c_contiguous:
+        grad = launcher.xp.ascontiguousarray(grad)
+    if not plan.reads_saved:
+        saved = None
+    elif not saved.flags.c_contiguous:
+        saved = launcher.xp.ascontiguousarray(saved)
+    rows, cols, dtype = plan.rows, plan.cols, plan.dtype
+    dz = launcher.empty((rows, cols), dtype) if plan.writes_dz else None
     sums = launcher.empty((cols,), dtype)
-    if rows == 0 or cols == 0:
+    if not plan.parts:
         sums[...] = 0
     else:
-        block = _column_sum_block(cols)
-        args = [("ptr", grad), ("ptr", saved), ("ptr", dz), ("ptr", sums), ("i64", rows), ("i64", cols),
-                ("i32", _activation_code(activation)), ("T", low), ("T", high)]
-        launcher.launch(name_expression("activation_backward", dtype), (math.ceil(cols / block[0]), 1, 1),
-                        (*block, 1), args, np.dtype(dtype))
+        # Several row blocks: each writes its line of partial sums, and a second pass adds them in order.
+        partial = sums if plan.parts == 1 else launcher.empty((plan.parts, cols), dtype)
+        args = [("ptr", grad), ("ptr", saved), ("ptr", dz), ("ptr", partial), ("i64", rows), ("i64", cols),
+                ("i32", plan.code), ("T", low), ("T", high)]
+        launcher.launch(plan.kernel, plan.grid, plan.block, args, plan.np_dtype)
+        if plan.parts > 1:
+            launcher.launch(plan.sum_kernel, plan.sum_grid, (ELEMENTWISE_THREADS, 1, 1),
+                            [("ptr", partial), ("ptr", sums), ("i64", plan.parts), ("i64", cols)], plan.np_dtype)
     if keep_dz and dz is None:
         dz = grad
     return dz, sums
@@ -787,7 +968,8 @@ def activation_backward(grad, saved, activation: str, clamp_min: float | None = 
     "clamp" (with ``clamp_min``/``clamp_max``); None is allowed for "none", whose dz is ``grad`` itself. The
     derivatives are those of the GEMM's prologue (activation.cuh), masks selecting rather than multiplying.
     With ``column_sums`` the gradient must be 2-d (M, N): one kernel writes dz and sums its N columns in the
-    same pass, deterministically (blocks own columns; no atomics), and ``sums`` has shape (N,); otherwise dz
+    same pass, deterministically (partial sums per block of rows, added in a fixed order; no atomics), and
+    ``sums`` has shape (N,); otherwise dz
     comes from the elementwise kernel of the activation (any shape) and ``sums`` is None.
     """
     launcher = launcher or default_launcher()

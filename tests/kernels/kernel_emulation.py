@@ -138,6 +138,7 @@ class EmulatedLauncher:
         self._record_launches = record_launches
         self.launches: list = []  # (kernel, grid, block) of every launch, for tests of the launch shapes
         self.last_arguments: list = []  # the (kind, value) arguments of the latest launch
+        self.last_gemm_arguments: list = []  # those of the latest GEMM launch (split-K adds a second pass)
         self._guarded: list = []  # the buffers of the outputs allocated since the last launch
 
     def multiprocessor_count(self) -> int:
@@ -176,10 +177,15 @@ class EmulatedLauncher:
             else:
                 values.append(scalar_type(float(value)))
         pointers = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
-        family = "gemm" if kernel.startswith("gradcore::gemm<") else "elementwise"
+        try:
+            family = kernels.family_of(kernel)
+        except (KeyError, IndexError):
+            family = "elementwise"  # any family: the entry point answers "unknown kernel name"
         if self._record_launches:
             self.launches.append((kernel, tuple(grid), tuple(block)))
         self.last_arguments = list(args)
+        if kernel.startswith("gradcore::gemm<"):
+            self.last_gemm_arguments = self.last_arguments
         status = self._entries[family](kernel.encode(), *grid, *block, pointers)
         if status:
             raise RuntimeError(f"emulated launch of {kernel} failed: {LAUNCH_ERRORS.get(status, status)}")

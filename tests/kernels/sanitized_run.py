@@ -18,6 +18,8 @@ def run_every_instantiation(libraries: dict) -> int:
     from gradcore.backend import kernels
 
     launcher = kernel_emulation.EmulatedLauncher(libraries, multiprocessors=2)
+    # Reports enough multiprocessors for the products of five and a bit steps of K below to split along K.
+    splitting = kernel_emulation.EmulatedLauncher(libraries, multiprocessors=16)
     rng = np.random.default_rng(0)
     failures = []
 
@@ -49,6 +51,22 @@ def run_every_instantiation(libraries: dict) -> int:
                 check(f"{dtype} {tile} grad_x", grad_x, dz @ w, np.abs(dz) @ np.abs(w))
                 check(f"{dtype} {tile} grad_w", grad_w, dz.T @ x, np.abs(dz.T) @ np.abs(x))
                 check(f"{dtype} {tile} grad_b", grad_b, dz.sum(axis=0), np.abs(dz).sum(axis=0))
+            # Split-K (the GEMM's slices, then gemm_split_reduce): forward with its epilogue, and the row sums.
+            m, k, n = bm + 3, 5 * bk + 3, bn + 5
+            a = rng.standard_normal((m, k)).astype(dtype)
+            b = rng.standard_normal((k, n)).astype(dtype)
+            bias = rng.standard_normal(n).astype(dtype)
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            out = kernels.gemm(a, b, bias=bias, activation="relu", tile=tile, launcher=splitting)
+            check(f"{dtype} {tile} split-K forward", out, np.maximum(a64 @ b64 + bias, 0),
+                  np.abs(a64) @ np.abs(b64))
+            grad = rng.standard_normal((k, m)).astype(dtype)
+            x = rng.standard_normal((k, n)).astype(dtype)
+            weight = rng.standard_normal((m, n)).astype(dtype)
+            _, grad_w, grad_b = kernels.linear_backward(grad, x, weight, None, "none", tile=tile, launcher=splitting)
+            g64 = grad.astype(np.float64)
+            check(f"{dtype} {tile} split-K grad_w", grad_w, g64.T @ x, np.abs(g64.T) @ np.abs(x))
+            check(f"{dtype} {tile} split-K grad_b", grad_b, g64.sum(axis=0), np.abs(g64).sum(axis=0))
     for dtype in kernels.GEMM_TILES:
         z = rng.standard_normal((37, 5)).astype(dtype)
         y, _ = kernels.bias_activation(z.copy(), rng.standard_normal(5).astype(dtype), "sigmoid", launcher=launcher)

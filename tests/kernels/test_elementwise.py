@@ -238,16 +238,34 @@ def test_activation_backward_with_column_sums(launcher, dtype, activation, shape
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_column_sums_are_deterministic_and_owned_by_blocks(launcher, dtype):
+    """A 2-d grid: blocks of 32 columns by blocks of rows (each thread covering at least 4 rows), each writing
+    its partial sums, then one pass that adds them per column in a fixed order; one launch where one block of
+    rows covers the matrix. The sums repeat bit for bit."""
     rng = np.random.default_rng(44)
     grad, saved = gradient_and_saved(rng, (300, 1000), dtype, "sigmoid")
     first = kernels.activation_backward(grad, saved, "sigmoid", column_sums=True, launcher=launcher)
-    _, grid, block = launcher.launches[-1]
-    assert block == (32, 8, 1) and grid == (32, 1, 1)  # 32 columns per block: ceil(1000 / 32) blocks
+    (kernel, grid, block), (second_pass, sum_grid, _) = launcher.launches[-2:]
+    assert kernel.startswith("gradcore::activation_backward<") and second_pass.startswith("gradcore::column_sums<")
+    # 32 columns per block: ceil(1000 / 32) blocks across; 8 rows of threads x 4 rows each: ceil(300 / 32) down.
+    assert block == (32, 8, 1) and grid == (32, 10, 1)
+    assert sum_grid == (4, 1, 1)  # one thread per column: ceil(1000 / 256) blocks
     second = kernels.activation_backward(grad, saved, "sigmoid", column_sums=True, launcher=launcher)
-    assert_same(first[1], second[1])
+    assert first[1].tobytes() == second[1].tobytes()
+    exact = derivative_in_dtype(grad, saved, "sigmoid").astype(np.float64)
+    bound = 308 * np.finfo(dtype).eps * np.abs(exact).sum(axis=0)
+    assert (np.abs(first[1] - exact.sum(axis=0)) <= bound).all()
     kernels.activation_backward(grad[:, :3], saved[:, :3], "sigmoid", column_sums=True, launcher=launcher)
-    _, grid, block = launcher.launches[-1]
-    assert block == (4, 64, 1) and grid == (1, 1, 1)  # narrow: 4 columns, 64 rows of threads
+    (_, grid, block), _ = launcher.launches[-2:]
+    assert block == (4, 64, 1) and grid == (1, 2, 1)  # narrow: 4 columns, 64 rows of threads, 256 rows a block
+    kernels.activation_backward(grad[:32], saved[:32], "sigmoid", column_sums=True, launcher=launcher)
+    kernel, grid, block = launcher.launches[-1]
+    assert kernel.startswith("gradcore::activation_backward<") and grid == (32, 1, 1)  # one pass
+
+
+def test_row_blocks_are_bounded_and_follow_the_shape_alone():
+    assert kernels._column_sum_launch(1, 1) == ((1, 1, 1), (1, 256, 1))
+    assert kernels._column_sum_launch(10**7, 64) == ((2, kernels.COLUMN_SUM_MAX_ROW_BLOCKS, 1), (32, 8, 1))
+    assert kernels._column_sum_launch(33, 1000)[0] == (32, 2, 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

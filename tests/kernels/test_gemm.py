@@ -262,7 +262,7 @@ def test_wrong_arguments_fail_at_the_wrapper(launcher):
 
 def vector_flags(launcher) -> tuple:
     """(a_vector, b_vector) of the latest GEMM launch."""
-    arguments = dict(zip(kernels.GEMM_PARAMETERS, launcher.last_arguments))
+    arguments = dict(zip(kernels.GEMM_PARAMETERS, launcher.last_gemm_arguments))
     return arguments["a_vector"][1], arguments["b_vector"][1]
 
 

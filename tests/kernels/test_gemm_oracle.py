@@ -363,7 +363,11 @@ def test_linear_backward_of_every_tile_from_the_inputs_alone(recorder, dtype, ti
                                                        needs_input_grad=(False, False, True), tile=tile,
                                                        launcher=recorder, **clamp)
     assert none_x is None and none_w is None, what
-    assert [kernel.split("<")[0] for kernel, _ in recorder.calls] == ["gradcore::activation_backward"], what
+    # One pass, plus the second pass of the column sums where the gradient has several blocks of rows.
+    expected_kernels = ["gradcore::activation_backward"]
+    if kernels._column_sum_launch(rows, out_features)[0][1] > 1:
+        expected_kernels.append("gradcore::column_sums")
+    assert [kernel.split("<")[0] for kernel, _ in recorder.calls] == expected_kernels, what
     assert_matches(gb_alone, d_z.sum(axis=0), rounding=bounds["b"], dtype=dtype, what=f"{what}: grad_bias alone",
                    seed=seed)
 
@@ -372,7 +376,8 @@ def test_every_tile_of_the_backend_is_covered():
     """The cases above are generated from GEMM_TILES; this guards against an instantiation list that lost one."""
     assert {(p.values[0], p.values[1]) for p in INSTANTIATIONS} == {
         (dtype, tile) for dtype, tiles in kernels.GEMM_TILES.items() for tile in tiles}
-    assert len(INSTANTIATIONS) == len(kernels.NAME_EXPRESSIONS["gemm"])
+    tiled = [name for name in kernels.NAME_EXPRESSIONS["gemm"] if name.startswith("gradcore::gemm<")]
+    assert len(INSTANTIATIONS) == len(tiled)
 
 
 def test_the_seeds_do_not_change_between_processes():
@@ -432,3 +437,33 @@ def test_no_read_past_the_operands(recorder, dtype, tile, trans_a, trans_b, path
     op_a = a64.T if trans_a else a64
     op_b = (b64 * (saved64 > 0)).T if trans_b else b64 * (saved64 > 0)
     assert_matches(out, op_a @ op_b, rounding=0, dtype=dtype, what=what, seed=seed)
+
+
+@pytest.mark.parametrize("dtype,tile", INSTANTIATIONS)
+@pytest.mark.parametrize("layout", ["linear", "transposed"])
+def test_no_read_past_the_operands_from_interior_blocks(recorder, dtype, tile, layout):
+    """Without prologue, with M = 2 BM - 1 and N = 2 BN - 1: block (0, 0) takes the interior path (no bounds
+    checks) and the blocks beside it, each one row or column short of a whole tile, the general path. An interior
+    test relaxed by one row or column would send those onto the unchecked path, whose loads of the missing row
+    of op(A) or column of op(B) run past the operand's end (here a protected page: SIGSEGV) on the last k-step.
+
+    "linear": A plain and B transposed (both walked along k, K a multiple of 4: vector loads); "transposed": A
+    transposed and B plain (walked along m and n, which are odd: scalar loads)."""
+    bm, bn, bk, _tm, _tn = kernels.GEMM_TILES[dtype][tile]
+    m, k, n = 2 * bm - 1, 2 * bk + 4, 2 * bn - 1
+    trans_a, trans_b = (False, True) if layout == "linear" else (True, False)
+    seed = seed_of("guard interior", dtype, tile, layout)
+    rng = np.random.default_rng(seed)
+    a64 = dyadic(rng, (k, m) if trans_a else (m, k))
+    b64 = dyadic(rng, (n, k) if trans_b else (k, n))
+    a, b = (before_a_guard_page(values, dtype) for values in (a64, b64))
+    bias64 = dyadic(rng, (n,))
+    out = kernels.gemm(a, b, trans_a=trans_a, trans_b=trans_b, bias=bias64.astype(dtype), activation="relu",
+                       tile=tile, launcher=recorder)
+    arguments = last_gemm(recorder)
+    what = f"guarded interior {tile} {dtype} {layout}"
+    assert arguments["saved"] is None and arguments["row_sums"] is None, what  # so block (0, 0) is interior
+    assert (arguments["a_vector"], arguments["b_vector"]) == ((1, 1) if layout == "linear" else (0, 0)), what
+    op_a = a64.T if trans_a else a64
+    op_b = b64.T if trans_b else b64
+    assert_matches(out, np.maximum(op_a @ op_b + bias64, 0), rounding=0, dtype=dtype, what=what, seed=seed)

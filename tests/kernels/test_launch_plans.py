@@ -79,3 +79,38 @@ def test_launch_cost_benchmark_runs(tmp_path):
     text = out.read_text()
     for name in ("gemm", "linear_forward", "linear_backward", "activation_backward"):
         assert f"`{name}`" in text
+
+
+@pytest.fixture
+def elementwise_plans(monkeypatch):
+    """Empty plan caches of activation_backward and the elementwise kernels; returns them."""
+    column_sums, elementwise = {}, {}
+    monkeypatch.setattr(kernels, "_COLUMN_SUM_PLANS", column_sums)
+    monkeypatch.setattr(kernels, "_ELEMENTWISE_PLANS", elementwise)
+    return column_sums, elementwise
+
+
+def test_activation_backward_and_elementwise_plans_are_reused_with_the_new_arrays(launcher, elementwise_plans):
+    column_sums, elementwise = elementwise_plans
+    rng = np.random.default_rng(45)
+    for rows in (300, 300, 9):  # 300 rows: three blocks of rows (8 x 32 threads, 4 rows each), a second pass
+        grad = rng.standard_normal((rows, 5)).astype(np.float32)
+        y = np.maximum(rng.standard_normal((rows, 5)), 0).astype(np.float32)
+        expected = np.where(y > 0, grad, np.float32(0))
+        dz, sums = kernels.activation_backward(grad, y, "relu", column_sums=True, launcher=launcher)
+        np.testing.assert_array_equal(dz, expected)
+        np.testing.assert_allclose(sums, expected.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(kernels.relu_backward(grad, y, launcher=launcher), expected)
+    assert len(column_sums) == 2 and len(elementwise) == 2  # one per shape
+
+
+def test_wrong_elementwise_arguments_fail_on_every_call(launcher, elementwise_plans):
+    grad, other = np.ones((3, 4), np.float32), np.ones((4, 3), np.float32)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="shapes differ"):
+            kernels.activation_backward(grad, other, "relu", column_sums=True, launcher=launcher)
+        with pytest.raises(ValueError, match="shapes differ"):
+            kernels.relu_backward(grad, other, launcher=launcher)
+        with pytest.raises(TypeError, match="float64"):
+            kernels.relu_backward(grad, other.T.astype(np.float64), launcher=launcher)
+    assert elementwise_plans == ({}, {})
