@@ -11,6 +11,7 @@ import weakref
 from typing import Any
 
 from . import _dtypes
+from ._arg_errors import refuses_keepdim_and_keepdims as _refuses_keepdim_and_keepdims
 from ._keepdim import KEEPDIM_NOT_GIVEN
 from ._dtypes import can_cast, from_numpy_dtype, result_type, to_dtype
 from .autograd import function as _function
@@ -1129,9 +1130,11 @@ class Tensor:
     def prod(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.prod(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("max", method=True)
     def max(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.max(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("min", method=True)
     def min(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.min(self, dim, keepdim, keepdims=keepdims)
 
@@ -1147,10 +1150,12 @@ class Tensor:
     def argmin(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.argmin(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("var", method=True)
     def var(self, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None,
             correction=None):
         return _red.var(self, dim, unbiased, keepdim, keepdims=keepdims, correction=correction)
 
+    @_refuses_keepdim_and_keepdims("std", method=True)
     def std(self, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None,
             correction=None):
         return _red.std(self, dim, unbiased, keepdim, keepdims=keepdims, correction=correction)
@@ -1158,9 +1163,11 @@ class Tensor:
     def logsumexp(self, dim, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.logsumexp(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("all", method=True)
     def all(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.all(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("any", method=True)
     def any(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.any(self, dim, keepdim, keepdims=keepdims)
 

@@ -5,6 +5,7 @@ import builtins
 import operator
 
 from .. import _dtypes
+from .._arg_errors import refuses_keepdim_and_keepdims
 from .._keepdim import KEEPDIM_NOT_GIVEN, resolve_keepdim
 from ..autograd.function import Function
 from ..autograd.grad_mode import state as _grad_state
@@ -245,12 +246,14 @@ def _extreme(input, dim, keepdim, other, largest: bool):
     return (_MaxResult if largest else _MinResult)(values, indices)
 
 
+@refuses_keepdim_and_keepdims("max")
 def max(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, other=None):
     """Returns the maximum of all elements, or (values, indices) along ``dim``, or ``maximum(input, other)``."""
     keepdim = resolve_keepdim("max", keepdim, keepdims)
     return _extreme(input, dim, keepdim, other, largest=True)
 
 
+@refuses_keepdim_and_keepdims("min")
 def min(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, other=None):
     """Returns the minimum of all elements, or (values, indices) along ``dim``, or ``minimum(input, other)``."""
     keepdim = resolve_keepdim("min", keepdim, keepdims)
@@ -309,6 +312,7 @@ def _correction(unbiased, correction) -> float:
     return 1 if unbiased else 0
 
 
+@refuses_keepdim_and_keepdims("var")
 def var(input, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, correction=None):
     """Returns the variance over ``dim`` (Bessel's correction unless ``unbiased=False`` or ``correction=0``)."""
     keepdim = resolve_keepdim("var", keepdim, keepdims)
@@ -320,6 +324,7 @@ def var(input, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, ke
     return Var.apply(input, dims, _correction(unbiased, correction), keepdim)
 
 
+@refuses_keepdim_and_keepdims("std")
 def std(input, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, correction=None):
     """Returns the standard deviation over ``dim`` (Bessel's correction by default)."""
     keepdim = resolve_keepdim("std", keepdim, keepdims)
@@ -407,6 +412,7 @@ def argmin(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None)
     return _arg_extreme(input, dim, keepdim, False)
 
 
+@refuses_keepdim_and_keepdims("all")
 def all(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns True where all elements (over ``dim``) are non-zero."""
     keepdim = resolve_keepdim("all", keepdim, keepdims)
@@ -414,6 +420,7 @@ def all(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     return make_tensor(array_module(input._data).asarray(input._data.astype(bool).all(axis=dims, keepdims=keepdim)))
 
 
+@refuses_keepdim_and_keepdims("any")
 def any(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns True where any element (over ``dim``) is non-zero."""
     keepdim = resolve_keepdim("any", keepdim, keepdims)
