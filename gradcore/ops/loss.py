@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 
+from .. import _dtypes
 from ..autograd.function import Function
 from ._util import Tensor, array_module, make_tensor, meta, quiet_float_errors, reduce_grad
 from .activation import log_softmax, sigmoid
@@ -191,47 +192,90 @@ def _cross_entropy_with_probabilities(log_probs: Tensor, target: Tensor, weight,
 
 # -- binary cross entropy ---------------------------------------------------------------------------------------
 
+def _reduce_array(losses, reduction: str):
+    """The elementwise losses (an array) kept, averaged or summed, as a loss Function's forward returns them."""
+    if reduction == "mean":
+        if losses.size == 0:
+            return array_module(losses).full((), float("nan"), dtype=losses.dtype)
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
+def _spread(grad: Tensor, reduction: str, shape: tuple) -> Tensor:
+    """The gradient of each elementwise loss of ``shape``, from the gradient of the reduced loss."""
+    if reduction == "none":
+        return grad
+    if reduction == "mean":
+        count = 1
+        for n in shape:
+            count *= n
+        grad = grad / count
+    return grad.expand(shape)
+
+
+def _show_input_and_target_only(ctx) -> None:
+    """PyTorch's BCE nodes link to the input and the target only (it does not differentiate the weights): so do
+    ours, unless a weight requires grad (which gradcore differentiates)."""
+    if len(ctx.next_functions) > 2 and not any(ctx.needs_input_grad[2:len(ctx.next_functions)]):
+        ctx.next_functions = ctx.next_functions[:2]
+
+
 class BinaryCrossEntropy(Function):
-    """-(y log x + (1 - y) log(1 - x)) elementwise, each log clamped at -100."""
+    """-(y log x + (1 - y) log(1 - x)) elementwise, each log clamped at -100, times ``weight``, then reduced: one
+    node, as PyTorch's."""
 
     node_name = "BinaryCrossEntropyBackward0"
     builtin = True
-    operands = 2
+    operands = 3
 
     @staticmethod
-    def forward(ctx, x, y):
+    def forward(ctx, x, y, weight, reduction):
         xd, yd = x._data, y._data
         xp = array_module(xd)
         with quiet_float_errors(xd):
             log_x = xp.maximum(xp.log(xd), _LOG_FLOOR)
             log_1mx = xp.maximum(xp.log1p(-xd), _LOG_FLOOR)
-        ctx.save_for_backward(x, y)
-        ctx.meta = (meta(x), meta(y))
-        return (log_1mx * (yd - 1) - log_x * yd).astype(xd.dtype, copy=False)
+        losses = (log_1mx * (yd - 1) - log_x * yd).astype(xd.dtype, copy=False)
+        if weight is not None:
+            losses = (losses * weight._data).astype(_dtypes.result_type(x, weight).numpy, copy=False)
+        ctx.save_for_backward(x, y, weight)
+        _show_input_and_target_only(ctx)
+        ctx.meta = (meta(x), meta(y), meta(weight), losses.shape, reduction)
+        return _reduce_array(losses, reduction)
 
     @staticmethod
     def backward(ctx, grad):
-        x, y = ctx.saved_tensors
-        meta_x, meta_y = ctx.meta
+        x, y, weight = ctx.saved_tensors
+        meta_x, meta_y, meta_w, shape, reduction = ctx.meta
+        g = _spread(grad, reduction, shape)
+        gw = None
+        if ctx.needs_input_grad[2]:
+            unweighted = -(y * x.log().clamp(min=_LOG_FLOOR) + (1 - y) * (-x).log1p().clamp(min=_LOG_FLOOR))
+            gw = reduce_grad(g * unweighted, *meta_w)
+        if weight is not None:
+            g = g * weight
         gx = gy = None
         if ctx.needs_input_grad[0]:
             # d/dx = (x - y) / (x (1 - x)), its denominator kept away from 0 as in PyTorch.
-            gx = reduce_grad(grad * (x - y) / (x * (1 - x)).clamp(min=_BCE_GRAD_EPSILON), *meta_x)
+            gx = reduce_grad(g * (x - y) / (x * (1 - x)).clamp(min=_BCE_GRAD_EPSILON), *meta_x)
         if ctx.needs_input_grad[1]:
             # PyTorch does not clamp here: the target's gradient is infinite where x is 0 or 1.
-            gy = reduce_grad(grad * ((-x).log1p() - x.log()), *meta_y)
-        return gx, gy
+            gy = reduce_grad(g * ((-x).log1p() - x.log()), *meta_y)
+        return gx, gy, gw
 
 
 class BinaryCrossEntropyWithLogits(Function):
-    """(1 - y) x + (1 + (p - 1) y) softplus(-x) elementwise: BCE of sigmoid(x), computed without overflow."""
+    """(1 - y) x + (1 + (p - 1) y) softplus(-x) elementwise (BCE of sigmoid(x), computed without overflow), times
+    ``weight``, then reduced: one node, as PyTorch's."""
 
     node_name = "BinaryCrossEntropyWithLogitsBackward0"
     builtin = True
-    operands = 3
+    operands = 4
 
     @staticmethod
-    def forward(ctx, x, y, pos_weight):
+    def forward(ctx, x, y, pos_weight, weight, reduction):
         xd, yd = x._data, y._data
         xp = array_module(xd)
         # softplus(-x) = -log(sigmoid(x)) = log1p(exp(-|x|)) + max(-x, 0): exp never sees a positive argument.
@@ -240,33 +284,45 @@ class BinaryCrossEntropyWithLogits(Function):
             out = (1 - yd) * xd + softplus_neg
         else:
             out = (1 - yd) * xd + (1 + (pos_weight._data - 1) * yd) * softplus_neg
-        ctx.save_for_backward(x, y, pos_weight)
-        ctx.meta = (meta(x), meta(y), meta(pos_weight))
-        return out.astype(xd.dtype, copy=False)
+        losses = out.astype(xd.dtype, copy=False)
+        if weight is not None:
+            losses = (losses * weight._data).astype(_dtypes.result_type(x, weight).numpy, copy=False)
+        ctx.save_for_backward(x, y, pos_weight, weight)
+        _show_input_and_target_only(ctx)
+        ctx.meta = (meta(x), meta(y), meta(pos_weight), meta(weight), losses.shape, reduction)
+        return _reduce_array(losses, reduction)
 
     @staticmethod
     def backward(ctx, grad):
-        x, y, pos_weight = ctx.saved_tensors
-        meta_x, meta_y, meta_p = ctx.meta
+        x, y, pos_weight, weight = ctx.saved_tensors
+        meta_x, meta_y, meta_p, meta_w, shape, reduction = ctx.meta
         needs = ctx.needs_input_grad
+        g = _spread(grad, reduction, shape)
         softplus_neg = None
-        if needs[1] or needs[2]:
+        if needs[1] or needs[2] or needs[3]:
             softplus_neg = (-x.abs()).exp().log1p() + (-x).relu()
+        gw = None
+        if needs[3]:
+            unweighted = (1 - y) * x + (softplus_neg if pos_weight is None else
+                                        ((pos_weight - 1) * y + 1) * softplus_neg)
+            gw = reduce_grad(g * unweighted, *meta_w)
+        if weight is not None:
+            g = g * weight
         gx = gy = gp = None
         if pos_weight is None:
             if needs[0]:
-                gx = reduce_grad(grad * (sigmoid(x) - y), *meta_x)
+                gx = reduce_grad(g * (sigmoid(x) - y), *meta_x)
             if needs[1]:
-                gy = reduce_grad(grad * -x, *meta_y)
-            return gx, gy, None
+                gy = reduce_grad(g * -x, *meta_y)
+            return gx, gy, None, gw
         if needs[0]:
             log_weight = (pos_weight - 1) * y + 1
-            gx = reduce_grad(grad * ((1 - y) - log_weight * sigmoid(-x)), *meta_x)
+            gx = reduce_grad(g * ((1 - y) - log_weight * sigmoid(-x)), *meta_x)
         if needs[1]:
-            gy = reduce_grad(grad * ((pos_weight - 1) * softplus_neg - x), *meta_y)
+            gy = reduce_grad(g * ((pos_weight - 1) * softplus_neg - x), *meta_y)
         if needs[2]:
-            gp = reduce_grad(grad * y * softplus_neg, *meta_p)
-        return gx, gy, gp
+            gp = reduce_grad(g * y * softplus_neg, *meta_p)
+        return gx, gy, gp, gw
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -281,10 +337,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     data = input._data
     if data.size and ((data < 0) | (data > 1)).any():
         raise RuntimeError("all elements of input should be between 0 and 1")
-    losses = BinaryCrossEntropy.apply(input, target)
-    if weight is not None:
-        losses = losses * weight
-    return reduce_loss(losses, reduction)
+    return BinaryCrossEntropy.apply(input, target, weight, reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -296,7 +349,4 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     _check_reduction(reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
-    losses = BinaryCrossEntropyWithLogits.apply(input, target, pos_weight)
-    if weight is not None:
-        losses = losses * weight
-    return reduce_loss(losses, reduction)
+    return BinaryCrossEntropyWithLogits.apply(input, target, pos_weight, weight, reduction)

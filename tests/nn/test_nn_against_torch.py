@@ -327,6 +327,34 @@ def test_bce_with_logits_loss(options, reduction, dtype):
         assert_close(ours.grad, theirs.grad, dtype)
 
 
+def _graph_names(loss):
+    """The loss's node name and the names of the nodes it links to, as PyTorch's autograd graph shows them."""
+    return loss.grad_fn.name(), [None if node is None else type(node).__name__
+                                 for node, _ in loss.grad_fn.next_functions]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("options", ["plain", "weight", "pos_weight", "both"])
+@pytest.mark.parametrize("target_grad", [False, True], ids=["target", "target_grad"])
+def test_bce_losses_are_one_node_named_as_pytorchs(options, reduction, target_grad):
+    rng = np.random.default_rng(3)
+    logits, y = rng.standard_normal((4, 3)), rng.uniform(0, 1, size=(4, 3))
+    weight, pos_weight = rng.uniform(0.5, 2, size=3), rng.uniform(0.5, 3, size=3)
+    names = []
+    for lib in (gradcore, torch):
+        x, t = lib.tensor(logits, requires_grad=True), lib.tensor(y, requires_grad=target_grad)
+        kw = {"reduction": reduction}
+        if options in ("weight", "both"):
+            kw["weight"] = lib.tensor(weight)
+        if options in ("pos_weight", "both"):
+            kw["pos_weight"] = lib.tensor(pos_weight)
+        with_logits = lib.nn.functional.binary_cross_entropy_with_logits(x, t, **kw)
+        kw.pop("pos_weight", None)
+        probabilities = lib.nn.functional.binary_cross_entropy(x.sigmoid(), t, **kw)
+        names.append((_graph_names(with_logits), _graph_names(probabilities)))
+    assert names[0] == names[1]
+
+
 # -- module API details shared with PyTorch -----------------------------------------------------------------------
 
 def test_reprs_match_torch():
