@@ -390,9 +390,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = No
     if beta == 0.0:
         return _loss.l1_loss(input, target, reduction)
     _loss._check_reduction(reduction)
-    distance = (input - target).abs()
-    loss = _elementwise.where(distance < beta, distance * distance * (0.5 / beta), distance - 0.5 * beta)
-    return _loss.reduce_loss(loss, reduction)
+    return _loss.SmoothL1Loss.apply(input, target, reduction, float(beta))
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
@@ -401,11 +399,10 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _loss._check_reduction(reduction)
-    distance = (input - target).abs()
-    loss = _elementwise.where(distance < delta, distance * distance * 0.5, (distance - 0.5 * delta) * delta)
-    if weight is not None:
-        loss = loss * weight
-    return _loss.reduce_loss(loss, reduction)
+    if weight is None:
+        return _loss.HuberLoss.apply(input, target, reduction, float(delta))
+    # As PyTorch: the elementwise loss, weighted, then reduced (three nodes).
+    return _loss.reduce_loss(_loss.HuberLoss.apply(input, target, "none", float(delta)) * weight, reduction)
 
 
 def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,

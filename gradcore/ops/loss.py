@@ -13,7 +13,7 @@ from .. import _dtypes
 from ..autograd.function import Function
 from ._util import Tensor, array_module, make_tensor, meta, quiet_float_errors, reduce_grad
 from .activation import log_softmax, sigmoid
-from .indexing import gather
+from .indexing import gather_backward
 
 __all__ = ["mse_loss", "l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "reduce_loss"]
@@ -47,12 +47,91 @@ def _warn_if_broadcast(input: Tensor, target: Tensor) -> None:
         )
 
 
+class _DistanceLoss(Function):
+    """A loss of d = input - target elementwise, then reduced, as one node named as PyTorch's (``MseLossBackward0``
+    ...). Subclasses give the elementwise loss of an array and its derivative in d as tensor ops (so that it can
+    be differentiated again)."""
+
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def losses(d, parameter):  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+    @staticmethod
+    def derivative(d: Tensor, parameter) -> Tensor:  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+    @staticmethod
+    def forward(ctx, x, y, reduction, parameter):
+        d = (x - y)._data  # (the tensor op: its broadcasting, promotion and device checks)
+        losses = ctx._forward_cls.losses(d, parameter)
+        ctx.save_for_backward(x, y)
+        ctx.meta = (meta(x), meta(y), losses.shape, reduction, parameter)
+        return _reduce_array(losses, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        meta_x, meta_y, shape, reduction, parameter = ctx.meta
+        g = _spread(grad, reduction, shape) * ctx._forward_cls.derivative(x - y, parameter)
+        gx = reduce_grad(g, *meta_x) if ctx.needs_input_grad[0] else None
+        gy = reduce_grad(-g, *meta_y) if ctx.needs_input_grad[1] else None
+        return gx, gy, None, None
+
+
+class MseLoss(_DistanceLoss):
+    node_name = "MseLossBackward0"
+
+    @staticmethod
+    def losses(d, parameter):
+        return d * d
+
+    @staticmethod
+    def derivative(d, parameter):
+        return d * 2
+
+
+class SmoothL1Loss(_DistanceLoss):
+    """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere."""
+
+    node_name = "SmoothL1LossBackward0"
+
+    @staticmethod
+    def losses(d, beta):
+        distance = array_module(d).abs(d)
+        return array_module(d).where(distance < beta, distance * distance * (0.5 / beta), distance - 0.5 * beta)
+
+    @staticmethod
+    def derivative(d, beta):
+        from .elementwise import where
+
+        return where(d.abs() < beta, d / beta, d.sign())
+
+
+class HuberLoss(_DistanceLoss):
+    """0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere."""
+
+    node_name = "HuberLossBackward0"
+
+    @staticmethod
+    def losses(d, delta):
+        distance = array_module(d).abs(d)
+        return array_module(d).where(distance < delta, distance * distance * 0.5, (distance - 0.5 * delta) * delta)
+
+    @staticmethod
+    def derivative(d, delta):
+        from .elementwise import where
+
+        return where(d.abs() < delta, d, d.sign() * delta)
+
+
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Returns the mean squared error (squared L2 norm) between each element of ``input`` and ``target``."""
     _check_reduction(reduction)
     _warn_if_broadcast(input, target)
-    difference = input - target
-    return reduce_loss(difference * difference, reduction)
+    return MseLoss.apply(input, target, reduction, None)
 
 
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -119,13 +198,57 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore
     n_classes = input.shape[class_dim]
     _check_weight(weight, n_classes)
     safe_target, target_weight = _target_weights(target, weight, ignore_index, n_classes, input)
-    picked = gather(input, class_dim, safe_target.unsqueeze(class_dim)).squeeze(class_dim)
-    losses = -(picked * target_weight)
-    if reduction == "none":
-        return losses
-    if reduction == "sum":
-        return losses.sum()
-    return losses.sum() / target_weight.sum()
+    node = NllLoss if input.ndim <= 2 else NllLoss2d
+    return node.apply(input, target_weight, safe_target.unsqueeze(class_dim), class_dim, reduction)
+
+
+class NllLoss(Function):
+    """-input[target] times the target's weight, reduced (the mean divides by the total weight): one node, as
+    PyTorch's ``NllLossBackward0`` (``NllLoss2DBackward0`` for inputs of more than two dims)."""
+
+    node_name = "NllLossBackward0"
+    builtin = True
+    operands = 2
+
+    @staticmethod
+    def forward(ctx, x, target_weight, index, class_dim, reduction):
+        xd, wd = x._data, target_weight._data
+        xp = array_module(xd)
+        picked = xp.take_along_axis(xd, index._data, axis=class_dim).squeeze(class_dim)
+        losses = -(picked * wd)
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, target_weight, index)
+        ctx.meta = (tuple(xd.shape), class_dim, reduction)
+        _show_input_and_target_only(ctx, 1)
+        if reduction == "none":
+            return losses
+        if reduction == "sum":
+            return losses.sum()
+        with quiet_float_errors(xd):  # no target weighs anything: 0 / 0, NaN as in PyTorch
+            return losses.sum() / wd.sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, target_weight, index = ctx.saved_tensors
+        shape, class_dim, reduction = ctx.meta
+        total = None
+        if reduction == "mean":
+            total = target_weight.sum()
+            grad = grad / total
+        grad = grad.expand(target_weight.shape)
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = gather_backward(-(grad * target_weight).unsqueeze(class_dim), class_dim, index._data, shape)
+        if ctx.needs_input_grad[1]:
+            # (gradcore differentiates the class weights, which PyTorch does not)
+            picked = x.gather(class_dim, index).squeeze(class_dim)
+            gw = -(grad * picked)
+            if total is not None:  # the mean -sum(p w) / sum(w) also depends on w through its denominator
+                gw = gw + grad * ((picked * target_weight).sum() / total)
+        return gx, gw, None, None, None
+
+
+class NllLoss2d(NllLoss):
+    node_name = "NllLoss2DBackward0"
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
@@ -182,12 +305,14 @@ def _cross_entropy_with_probabilities(log_probs: Tensor, target: Tensor, weight,
         target = target * (1.0 - label_smoothing) + label_smoothing / n_classes
     class_weight = _class_weight_shape(weight, log_probs, class_dim)
     weighted = log_probs * target if class_weight is None else log_probs * target * class_weight
-    losses = -weighted.sum(dim=class_dim)
+    if reduction == "none":
+        return -weighted.sum(dim=class_dim)
+    total = -weighted.sum()  # (summed over everything, then negated, in PyTorch's order)
     if reduction == "mean":
         # With probabilities, the mean is over the elements of the batch, whatever the weights.
         batch = log_probs.numel() // n_classes if log_probs.ndim > 1 else 1
-        return losses.sum() / batch
-    return reduce_loss(losses, reduction)
+        return total / batch
+    return total
 
 
 # -- binary cross entropy ---------------------------------------------------------------------------------------
@@ -215,11 +340,11 @@ def _spread(grad: Tensor, reduction: str, shape: tuple) -> Tensor:
     return grad.expand(shape)
 
 
-def _show_input_and_target_only(ctx) -> None:
-    """PyTorch's BCE nodes link to the input and the target only (it does not differentiate the weights): so do
+def _show_input_and_target_only(ctx, shown: int = 2) -> None:
+    """PyTorch's loss nodes link to the input and the target only (it does not differentiate the weights): so do
     ours, unless a weight requires grad (which gradcore differentiates)."""
-    if len(ctx.next_functions) > 2 and not any(ctx.needs_input_grad[2:len(ctx.next_functions)]):
-        ctx.next_functions = ctx.next_functions[:2]
+    if len(ctx.next_functions) > shown and not any(ctx.needs_input_grad[shown:len(ctx.next_functions)]):
+        ctx.next_functions = ctx.next_functions[:shown]
 
 
 class BinaryCrossEntropy(Function):
