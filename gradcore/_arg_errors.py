@@ -211,6 +211,17 @@ FUNCTION_SIGNATURES = {
                        "(Tensor input, tuple of ints dim = None, bool keepdim = False, *, Tensor out = None)",
                        "(Tensor input, int dim, bool keepdim = False, *, Tensor out = None)"),
 }
+FUNCTION_SIGNATURES.update({
+    "sum": _signatures("(Tensor input, *, torch.dtype dtype = None)",
+                       "(Tensor input, tuple of ints dim, bool keepdim = False, *, torch.dtype dtype = None, "
+                       "Tensor out = None)"),
+    "mean": _signatures("(Tensor input, *, torch.dtype dtype = None, Tensor out = None)",
+                        "(Tensor input, tuple of ints dim, bool keepdim = False, *, torch.dtype dtype = None, "
+                        "Tensor out = None)"),
+    "prod": _signatures("(Tensor input, *, torch.dtype dtype = None)",
+                        "(Tensor input, int dim, bool keepdim = False, *, torch.dtype dtype = None, "
+                        "Tensor out = None)"),
+})
 FUNCTION_SIGNATURES["min"] = FUNCTION_SIGNATURES["max"]
 FUNCTION_SIGNATURES["var"] = FUNCTION_SIGNATURES["std"]
 FUNCTION_SIGNATURES["all"] = FUNCTION_SIGNATURES["any"]
@@ -221,20 +232,29 @@ METHOD_SIGNATURES = {
                        "(bool unbiased = True)"),
     "any": _signatures("()", "(tuple of ints dim = None, bool keepdim = False)", "(int dim, bool keepdim = False)"),
 }
+METHOD_SIGNATURES.update({
+    "sum": _signatures("(*, torch.dtype dtype = None)",
+                       "(tuple of ints dim, bool keepdim = False, *, torch.dtype dtype = None)"),
+    "prod": _signatures("(*, torch.dtype dtype = None)", "(int dim, bool keepdim = False, *, torch.dtype dtype = None)"),
+})
+METHOD_SIGNATURES["mean"] = METHOD_SIGNATURES["sum"]
 METHOD_SIGNATURES["min"] = METHOD_SIGNATURES["max"]
 METHOD_SIGNATURES["var"] = METHOD_SIGNATURES["std"]
 METHOD_SIGNATURES["all"] = METHOD_SIGNATURES["any"]
 
 
-def refuses_keepdim_and_keepdims(name: str, method: bool = False):
+def refuses_keepdim_and_keepdims(name: str, method: bool = False, needs_dim: bool = False):
     """Decorates reduction ``name`` (a function, or a Tensor method when ``method``) so that a call giving both
-    ``keepdim=`` and ``keepdims=`` raises PyTorch's TypeError for it."""
+    ``keepdim=`` and ``keepdims=`` raises PyTorch's TypeError for it; with ``needs_dim``, so does a call giving
+    either without a ``dim`` (PyTorch's ``sum``, ``mean``, ``prod``, ``max`` and ``min`` have no such overload)."""
     signatures = (METHOD_SIGNATURES if method else FUNCTION_SIGNATURES)[name]
 
     def decorate(function):
         @functools.wraps(function)
         def call(*args, **kwargs):
-            if "keepdims" in kwargs and "keepdim" in kwargs:
+            if kwargs and (("keepdims" in kwargs and "keepdim" in kwargs) or (
+                    needs_dim and ("keepdim" in kwargs or "keepdims" in kwargs) and len(args) < 2
+                    and "dim" not in kwargs)):
                 raise keyword_error(name, signatures, args[1:] if method else args, kwargs)
             return function(*args, **kwargs)
 

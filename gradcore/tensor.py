@@ -1121,20 +1121,23 @@ class Tensor:
     def dot(self, other):
         return _linalg.dot(self, other)
 
+    @_refuses_keepdim_and_keepdims("sum", method=True, needs_dim=True)
     def sum(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
         return _red.sum(self, dim, keepdim, keepdims=keepdims, dtype=dtype)
 
+    @_refuses_keepdim_and_keepdims("mean", method=True, needs_dim=True)
     def mean(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
         return _red.mean(self, dim, keepdim, keepdims=keepdims, dtype=dtype)
 
+    @_refuses_keepdim_and_keepdims("prod", method=True, needs_dim=True)
     def prod(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.prod(self, dim, keepdim, keepdims=keepdims)
 
-    @_refuses_keepdim_and_keepdims("max", method=True)
+    @_refuses_keepdim_and_keepdims("max", method=True, needs_dim=True)
     def max(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.max(self, dim, keepdim, keepdims=keepdims)
 
-    @_refuses_keepdim_and_keepdims("min", method=True)
+    @_refuses_keepdim_and_keepdims("min", method=True, needs_dim=True)
     def min(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.min(self, dim, keepdim, keepdims=keepdims)
 

@@ -217,6 +217,21 @@ CASES = {
     "out_bmm_uint8": lambda lib: _with_out(lib, lambda o: lib.bmm(_m(lib, 5, 2, 3), _m(lib, 5, 3, 4), out=o),
                                            lib.uint8, (5, 2, 4)),
     "out_bmm_list": lambda lib: lib.bmm(lib.ones(5, 2, 3), lib.ones(5, 3, 4), out=[1]),
+    # an empty dim list reduces every dim (sum, mean, std, var, norm, logsumexp with keepdim), as in PyTorch;
+    # any and all keep their elementwise meaning there; dim=None with keepdim keeps every dim as size 1
+    "sum_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).sum(()),
+    "sum_empty_list_keepdim": lambda lib: lib.sum(lib.arange(6.0).reshape(2, 3), [], keepdim=True),
+    "mean_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).mean(()),
+    "std_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).std(()),
+    "var_empty_dims_keepdim": lambda lib: lib.var(lib.arange(6.0).reshape(2, 3), (), keepdim=True),
+    "norm_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).norm(dim=()),
+    "logsumexp_empty_dims_keepdim": lambda lib: lib.logsumexp(lib.arange(6.0).reshape(2, 3), (), keepdim=True),
+    "any_empty_dims": lambda lib: (lib.arange(6.0).reshape(2, 3) > 2).any(()),
+    "amax_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).amax(()),
+    "sum_none_keepdim": lambda lib: lib.arange(6.0).reshape(2, 3).sum(None, keepdim=True),
+    "mean_none_keepdim": lambda lib: lib.arange(6.0).reshape(2, 3).mean(None, True),
+    "sum_empty_dims_grad": grad_of(lambda lib, x: x.reshape(2, 2).sum(()), [1.0, 2.0, 3.0, 4.0]),
+    "mean_none_keepdim_grad": grad_of(lambda lib, x: x.reshape(2, 2).mean(None, keepdim=True), [1.0, 2.0, 3.0, 4.0]),
     # a 0-d tensor in an f-string prints its number, as in the notebooks' f"{nll/n}"
     "format_0d_no_spec": lambda lib: f"{lib.tensor(6.5) / 3}",
     "format_0d_spec": lambda lib: f"{lib.tensor(6.5) / 3:.3f}",

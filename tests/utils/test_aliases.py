@@ -74,6 +74,30 @@ def test_keepdim_and_keepdims_together_raise_pytorchs_type_error(name, style, ca
     assert str(got.value) == str(expected.value)
 
 
+@pytest.mark.parametrize("name", ["sum", "mean", "prod", "max", "min"])
+@pytest.mark.parametrize("style", ["function", "method"])
+@pytest.mark.parametrize("kwargs", [{"keepdim": True}, {"keepdims": False}, {"keepdims": True, "keepdim": True}],
+                         ids=["keepdim", "keepdims", "both"])
+def test_keepdim_without_dim_raises_pytorchs_type_error(name, style, kwargs):
+    # PyTorch's sum, mean, prod, max and min have no overload that takes keepdim without dim.
+    x, tx = gradcore.ones(2, 3), torch.ones(2, 3)
+    texts = []
+    for lib, tensor in ((gradcore, x), (torch, tx)):
+        with pytest.raises(TypeError) as error:
+            if style == "function":
+                getattr(lib, name)(tensor, **kwargs)
+            else:
+                getattr(tensor, name)(**kwargs)
+        texts.append(str(error.value))
+    assert texts[0] == texts[1]
+    # With a dim (or, for sum and mean, dim=None) the same flags are accepted, as in PyTorch.
+    for dim in ([1, None] if name in ("sum", "mean") else [1]):
+        ours = getattr(gradcore, name)(x, dim=dim, **{k: v for k, v in kwargs.items() if k == "keepdim"})
+        theirs = getattr(torch, name)(tx, dim=dim, **{k: v for k, v in kwargs.items() if k == "keepdim"})
+        ours, theirs = (ours[0], theirs[0]) if name in ("max", "min") else (ours, theirs)
+        assert tuple(ours.shape) == tuple(theirs.shape)
+
+
 def test_keepdims_on_max_min_gradient():
     x = gradcore.tensor([[1.0, 3.0], [4.0, 2.0]], requires_grad=True)
     values, indices = gradcore.max(x, 1, keepdims=True)
