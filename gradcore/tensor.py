@@ -1163,7 +1163,7 @@ class Tensor:
             correction=None):
         return _red.std(self, dim, unbiased, keepdim, keepdims=keepdims, correction=correction)
 
-    def logsumexp(self, dim, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+    def logsumexp(self, dim=KEEPDIM_NOT_GIVEN, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.logsumexp(self, dim, keepdim, keepdims=keepdims)
 
     @_refuses_keepdim_and_keepdims("all", method=True)

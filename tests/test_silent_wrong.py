@@ -232,6 +232,8 @@ CASES = {
     "mean_none_keepdim": lambda lib: lib.arange(6.0).reshape(2, 3).mean(None, True),
     "sum_empty_dims_grad": grad_of(lambda lib, x: x.reshape(2, 2).sum(()), [1.0, 2.0, 3.0, 4.0]),
     "mean_none_keepdim_grad": grad_of(lambda lib, x: x.reshape(2, 2).mean(None, keepdim=True), [1.0, 2.0, 3.0, 4.0]),
+    "logsumexp_without_dim": lambda lib: lib.logsumexp(lib.ones(2, 3)),
+    "logsumexp_method_without_dim": lambda lib: lib.ones(2, 3).logsumexp(keepdim=True),
     # a 0-d tensor in an f-string prints its number, as in the notebooks' f"{nll/n}"
     "format_0d_no_spec": lambda lib: f"{lib.tensor(6.5) / 3}",
     "format_0d_spec": lambda lib: f"{lib.tensor(6.5) / 3:.3f}",

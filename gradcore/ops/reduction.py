@@ -369,8 +369,10 @@ class LogSumExp(Function):
         return g * exp(x - _expand_back(out, ctx.input_shape, ctx.dims, ctx.keepdim)), None, None
 
 
-def logsumexp(input, dim, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
-    """Returns log(sum(exp(input))) over ``dim``, computed without overflow."""
+def logsumexp(input, dim=KEEPDIM_NOT_GIVEN, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+    """Returns log(sum(exp(input))) over ``dim`` (which must be given), computed without overflow."""
+    if dim is KEEPDIM_NOT_GIVEN:
+        raise TypeError('logsumexp() missing 1 required positional arguments: "dim"')
     keepdim = resolve_keepdim("logsumexp", keepdim, keepdims)
     dims = normalize_dims(dim, input.ndim, empty_means_all=True)
     return LogSumExp.apply(input, dims, keepdim)
