@@ -227,6 +227,12 @@ class Matmul(Function):
         return ga, gb
 
 
+class Bmm(Matmul):
+    """bmm: the batched product of Matmul under PyTorch's node name."""
+
+    node_name = "BmmBackward0"
+
+
 def _matmul_shape_error(a: Tensor, b: Tensor) -> RuntimeError:
     sa, sb = a.shape, b.shape
     if len(sa) == 1 and len(sb) == 1:
@@ -282,8 +288,8 @@ def bmm(input, mat2, *, out=None):
         )
     _check_dtypes(input, mat2, ("m1", "m2"))
     if out is not None:
-        return _product_out("bmm", input, mat2, out, lambda: Matmul.apply(input, mat2))
-    return Matmul.apply(input, mat2)
+        return _product_out("bmm", input, mat2, out, lambda: Bmm.apply(input, mat2))
+    return Bmm.apply(input, mat2)
 
 
 def dot(input, other):

@@ -204,11 +204,31 @@ def movedim(input, source: int, destination: int):
     return permute(input, tuple(order))
 
 
+class Unsqueeze(View):
+    """A view that inserts a dim of size one (its own node name, as in PyTorch)."""
+
+    node_name = "UnsqueezeBackward0"
+
+
+class Squeeze(View):
+    """squeeze() of every dim of size one; ``SqueezeDim`` and ``SqueezeDims`` take one dim or several."""
+
+    node_name = "SqueezeBackward0"
+
+
+class SqueezeDim(View):
+    node_name = "SqueezeBackward1"
+
+
+class SqueezeDims(View):
+    node_name = "SqueezeBackward2"
+
+
 def unsqueeze(input, dim: int):
     """Returns a view with a dim of size one inserted at ``dim``."""
     d = normalize_dim(dim, input.ndim + 1)
     shape = input.shape
-    return View.apply(input, shape[:d] + (1,) + shape[d:])
+    return Unsqueeze.apply(input, shape[:d] + (1,) + shape[d:])
 
 
 def squeeze(input, dim=None):
@@ -216,11 +236,13 @@ def squeeze(input, dim=None):
     shape = input.shape
     if dim is None:
         new = tuple(s for s in shape if s != 1)
+        node = Squeeze
     else:
+        node = SqueezeDims if isinstance(dim, (tuple, list)) else SqueezeDim
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
         dims = {normalize_dim(d, input.ndim) for d in dims}
         new = tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1))
-    return View.apply(input, new)
+    return node.apply(input, new)
 
 
 class Expand(Function):

@@ -561,3 +561,18 @@ def test_backward_inputs_with_a_non_leaf_gives_its_gradient_once(retain):
         (t * 3).sum().backward(inputs=[t, x])
     assert t._grad.tolist() == [3.0, 3.0]
     assert x.grad.tolist() == [6.0, 6.0]
+
+
+@pytest.mark.parametrize("call", ["squeeze()", "squeeze(1)", "squeeze(0)", "squeeze((0, 1))", "unsqueeze(-1)",
+                                  "unsqueeze(0)", "bmm"])
+def test_view_and_product_nodes_are_named_as_pytorchs(call):
+    import gradcore
+
+    real_torch = pytest.importorskip("torch")
+    names = []
+    for lib in (gradcore, real_torch):
+        x = lib.ones(2, 1, 3, requires_grad=True)
+        y = x.bmm(lib.ones(2, 3, 2)) if call == "bmm" else eval(f"x.{call}")
+        names.append((y.grad_fn.name(), tuple(y.shape),
+                      [None if n is None else type(n).__name__ for n, _ in y.grad_fn.next_functions]))
+    assert names[0] == names[1]
