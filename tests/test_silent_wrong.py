@@ -345,3 +345,19 @@ def test_hook_result_of_right_shape_reaches_optimizer_unchanged():
     w.register_hook(lambda g: g * 0 + 1)
     (w * 5).sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("overload", ["tensor_tensor", "tensor_number", "number_tensor", "tensor_constant",
+                                      "constant_tensor", "broadcast"])
+def test_normal_nodes_are_named_per_overload_as_pytorchs(overload):
+    graphs = []
+    for lib in (gradcore, torch):
+        mean = lib.zeros(3, requires_grad=True)
+        std = lib.ones(3, requires_grad=True)
+        calls = {"tensor_tensor": lambda: lib.normal(mean, std), "tensor_number": lambda: lib.normal(mean, 2.0),
+                 "number_tensor": lambda: lib.normal(1.0, std), "tensor_constant": lambda: lib.normal(mean, lib.ones(3)),
+                 "constant_tensor": lambda: lib.normal(lib.zeros(3), std),
+                 "broadcast": lambda: lib.normal(mean, std[:1])}
+        node = calls[overload]().grad_fn
+        graphs.append((node.name(), [None if n is None else type(n).__name__ for n, _ in node.next_functions]))
+    assert graphs[0] == graphs[1]
