@@ -866,6 +866,8 @@ class Tensor:
         return _ew.Sub.apply(self, other, 1)
 
     def __rsub__(self, other):
+        if other.__class__ in (int, float):
+            return _ew.RsubScalar.apply(self, other)
         return _ew.Sub.apply(other, self, 1)
 
     def __mul__(self, other):

@@ -74,6 +74,25 @@ class Sub(Function):
         return ga, gb, None
 
 
+class RsubScalar(Function):
+    """``number - x`` (``x.__rsub__``): one operand, as PyTorch's ``RsubBackward1``."""
+
+    node_name = "RsubBackward1"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, number):
+        check_bool_subtraction(number, x)
+        dn, dx, _ = binary_operands(number, x)
+        if ctx.needs_input_grad[0]:
+            ctx.meta = meta(x)
+        return dn - dx
+
+    @staticmethod
+    def backward(ctx, grad):
+        return reduce_grad(negated(grad), *ctx.meta), None
+
+
 class Mul(Function):
     node_name = "MulBackward0"
     builtin = True

@@ -564,7 +564,7 @@ def test_backward_inputs_with_a_non_leaf_gives_its_gradient_once(retain):
 
 
 @pytest.mark.parametrize("call", ["squeeze()", "squeeze(1)", "squeeze(0)", "squeeze((0, 1))", "unsqueeze(-1)",
-                                  "unsqueeze(0)", "bmm"])
+                                  "unsqueeze(0)", "bmm", "rsub", "rsub_float64"])
 def test_view_and_product_nodes_are_named_as_pytorchs(call):
     import gradcore
 
@@ -572,7 +572,14 @@ def test_view_and_product_nodes_are_named_as_pytorchs(call):
     names = []
     for lib in (gradcore, real_torch):
         x = lib.ones(2, 1, 3, requires_grad=True)
-        y = x.bmm(lib.ones(2, 3, 2)) if call == "bmm" else eval(f"x.{call}")
+        if call == "bmm":
+            y = x.bmm(lib.ones(2, 3, 2))
+        elif call.startswith("rsub"):
+            y = 1 - (x if call == "rsub" else x.double())
+            y.sum().backward()
+            names.append((y.dtype.itemsize if hasattr(y.dtype, "itemsize") else None, y.tolist(), x.grad.tolist()))
+        else:
+            y = eval(f"x.{call}")
         names.append((y.grad_fn.name(), tuple(y.shape),
                       [None if n is None else type(n).__name__ for n, _ in y.grad_fn.next_functions]))
-    assert names[0] == names[1]
+    assert names[:len(names) // 2] == names[len(names) // 2:]
