@@ -399,6 +399,33 @@ class Cat(Function):
         return tuple(grads)
 
 
+class Stack(Function):
+    """Stacking along a new dim: one node linked to every input, as PyTorch's ``StackBackward0``."""
+
+    node_name = "StackBackward0"
+    builtin = True
+    operands = -1
+
+    @staticmethod
+    def forward(ctx, *tensors, dim):
+        dtype = result_type(*tensors)
+        arrays = [t._data if t._data.dtype == dtype.numpy else t._data.astype(dtype.numpy) for t in tensors]
+        ctx.dim = dim
+        ctx.dtypes = [t.dtype for t in tensors]
+        return array_module(arrays[0]).stack(arrays, axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grads = []
+        for i, dtype in enumerate(ctx.dtypes):
+            if ctx.needs_input_grad[i]:
+                g = grad.select(ctx.dim, i)
+                grads.append(g if g.dtype is dtype else g.to(dtype))
+            else:
+                grads.append(None)
+        return tuple(grads)
+
+
 def cat(tensors, dim: int = 0):
     """Concatenates tensors along an existing dim."""
     if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
@@ -447,7 +474,8 @@ def stack(tensors, dim: int = 0):
                 f"{list(t.shape)} at entry {i}"
             )
     d = normalize_dim(dim, len(shape) + 1)
-    return cat([unsqueeze(t, d) for t in tensors], d)
+    check_same_device(*tensors)
+    return Stack.apply(*tensors, dim=d)
 
 
 def unbind(input, dim: int = 0) -> tuple:

@@ -564,7 +564,7 @@ def test_backward_inputs_with_a_non_leaf_gives_its_gradient_once(retain):
 
 
 @pytest.mark.parametrize("call", ["squeeze()", "squeeze(1)", "squeeze(0)", "squeeze((0, 1))", "unsqueeze(-1)",
-                                  "unsqueeze(0)", "bmm", "rsub", "rsub_float64"])
+                                  "unsqueeze(0)", "bmm", "rsub", "rsub_float64", "stack", "stack_last_mixed"])
 def test_view_and_product_nodes_are_named_as_pytorchs(call):
     import gradcore
 
@@ -574,6 +574,11 @@ def test_view_and_product_nodes_are_named_as_pytorchs(call):
         x = lib.ones(2, 1, 3, requires_grad=True)
         if call == "bmm":
             y = x.bmm(lib.ones(2, 3, 2))
+        elif call.startswith("stack"):
+            other = lib.arange(6.0, dtype=lib.float64).reshape(2, 1, 3) if call == "stack_last_mixed" else x * 2
+            y = lib.stack([x, other, x], dim=-1 if call == "stack_last_mixed" else 1)
+            (y * lib.arange(float(y.numel())).reshape(y.shape)).sum().backward()
+            names.append((str(y.dtype).split(".")[-1], y.tolist(), x.grad.tolist()))
         elif call.startswith("rsub"):
             y = 1 - (x if call == "rsub" else x.double())
             y.sum().backward()
