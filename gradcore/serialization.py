@@ -11,7 +11,9 @@ The file is a zip archive of two kinds of entries:
   disabled. Its node records ``dtype``, ``shape``, ``device`` and ``requires_grad``.
 * ``storages/<n>.npy`` (version 2, only when two saved tensors share memory): the flat data of storage ``n``;
   the node of each tensor viewing it records ``storage``, ``offset`` and ``strides`` (in elements) instead of
-  a ``tensors/`` entry, so that the tensors share memory again once loaded.
+  a ``tensors/`` entry, so that the tensors share memory again once loaded: the storage is copied once to the
+  device they load on (a CUDA device included), and each tensor is a strided view of it there. (Under a
+  callable ``map_location``, which places tensors one by one, they load as copies.)
 
 Loading only ever builds the types above, so a file cannot make it run code; anything else (a pickle, a zip
 without the manifest, an unknown node type, a header that disagrees with its data, a compressed member, a
@@ -41,7 +43,7 @@ import numpy as np
 
 from . import _dtypes
 from .autograd.grad_mode import no_grad
-from .backend import backend_of
+from .backend import array_module, backend_of, get_backend, to_device
 from .backend import cuda as _cuda_backend
 from .backend import device as Device
 from .tensor import Size, Tensor, make_tensor
@@ -140,14 +142,14 @@ class _Writer:
     def plan(self) -> int:
         """Decides what each tensor's data is written as, and returns the format version this needs.
 
-        Tensors whose arrays view one CPU buffer (a tensor and its views, or several views of one tensor)
-        are written as one storage and their places in it; every other tensor as its own array.
+        Tensors whose arrays view one buffer of one device (a tensor and its views, or several views of one
+        tensor) are written as one storage and their places in it; every other tensor as its own array.
         """
-        groups: dict[int, list[int]] = {}
+        groups: dict[tuple[int, str], list[int]] = {}
         for i, tensor in enumerate(self.tensors):
             root = _root_array(tensor._data)
             if root is not None:
-                groups.setdefault(id(root), []).append(i)
+                groups.setdefault((id(root), str(tensor.device)), []).append(i)
         shared: dict[int, tuple[int, int, list[int]]] = {}
         storages = 0
         for members in groups.values():
@@ -157,7 +159,8 @@ class _Writer:
             places = [_place_in(root, self.tensors[i]._data) for i in members]
             if any(place is None for place in places):
                 continue
-            self.members.append((f"storages/{storages}.npy", root.reshape(-1)))
+            flat = root.reshape(-1)
+            self.members.append((f"storages/{storages}.npy", np.asarray(backend_of(flat).to_numpy(flat))))
             for i, (offset, strides) in zip(members, places):
                 shared[i] = (storages, offset, strides)
             storages += 1
@@ -178,22 +181,28 @@ class _Writer:
 
 
 def _root_array(array) -> Any:
-    """The C-contiguous numpy array at the bottom of ``array``'s chain of views, or None (not numpy, or a root
-    that is not a plain C-contiguous array)."""
-    if not isinstance(array, np.ndarray):
-        return None
+    """The C-contiguous array at the bottom of ``array``'s chain of views (numpy's or CuPy's ``base``), or None
+    (a root that is not a C-contiguous array of the same dtype)."""
+    array_type = np.ndarray if isinstance(array, np.ndarray) else type(array)
     root = array
-    while isinstance(root.base, np.ndarray):
+    while isinstance(root.base, array_type):
         root = root.base
     if not root.flags.c_contiguous or root.dtype != array.dtype:
         return None
     return root
 
 
+def _address(array) -> int:
+    """The address of an array's first element: numpy's from its array interface, CuPy's from its pointer."""
+    if isinstance(array, np.ndarray):
+        return array.__array_interface__["data"][0]
+    return int(array.data.ptr)
+
+
 def _place_in(root, array) -> tuple[int, list[int]] | None:
     """(offset, strides) of ``array`` in ``root``, in elements, or None where they are not whole elements."""
     itemsize = array.dtype.itemsize
-    delta = array.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    delta = _address(array) - _address(root)
     if delta % itemsize or any(stride % itemsize for stride in array.strides):
         return None
     return delta // itemsize, [stride // itemsize for stride in array.strides]
@@ -251,7 +260,8 @@ class _Reader:
         self.where = where
         self.version = version
         self.tensors: dict[int, Tensor] = {}
-        self.storages: dict[int, Any] = {}
+        self.storages: dict[int, Any] = {}  # storage index -> its array on the CPU
+        self.device_storages: dict[tuple[int, str], Any] = {}  # (storage index, device) -> its array there
 
     def fail(self, reason: str) -> RuntimeError:
         return RuntimeError(f"{self.where} is not a valid gradcore checkpoint: {reason}")
@@ -336,12 +346,15 @@ class _Reader:
         location = str(self.parse_device(self.field(node, "device", str)))
         requires_grad = self.field(node, "requires_grad", bool)
 
-        if "storage" in node:
-            array = self.read_view(node, index, dtype, shape)
+        if "storage" in node and not callable(self.map_location):
+            # Built as a view of its storage on the target device, so that the tensors sharing it when saved
+            # share it again there.
+            tensor = make_tensor(self.read_view(node, index, dtype, shape, self.target(location)))
+        elif "storage" in node:
+            tensor = self.place(make_tensor(self.read_view(node, index, dtype, shape, None)), location)
         else:
             array = self.read_array(f"tensors/{index}.npy", f"tensor {index}", dtype, shape)
-
-        tensor = self.place(make_tensor(array), location)
+            tensor = self.place(make_tensor(array), location)
         if node.get("parameter"):
             from .nn import Parameter
 
@@ -351,8 +364,11 @@ class _Reader:
         self.tensors[index] = tensor
         return tensor
 
-    def read_view(self, node: dict[str, Any], index: int, dtype, shape: list) -> Any:
-        """A tensor's array as a view into its storage, after checking that every element lies inside it."""
+    def read_view(self, node: dict[str, Any], index: int, dtype, shape: list, target: Device | None) -> Any:
+        """A tensor's array as a view into its storage, after checking that every element lies inside it.
+
+        The storage is copied to ``target`` once (None: left on the CPU), and every view of it is made there.
+        """
         if self.version < SHARED_STORAGE_VERSION:
             raise self.fail(f"tensor {index} refers to a storage, which version {self.version} files do not have")
         storage_index = self.field(node, "storage", int)
@@ -376,9 +392,19 @@ class _Reader:
             raise self.fail(f"tensor {index} starts at element {offset} of storage {storage_index}, which has "
                             f"{storage.size}")
         itemsize = storage.dtype.itemsize
+        if target is not None and target.type != "cpu":
+            key = (storage_index, str(target))
+            on_device = self.device_storages.get(key)
+            if on_device is None:
+                on_device = self.device_storages[key] = to_device(storage, get_backend(target))
+            storage = on_device
+        byte_strides = tuple(stride * itemsize for stride in strides)
+        if type(storage) is np.ndarray:
+            # A view whose base is the storage itself, so that the tensors stay one storage if saved again.
+            return np.ndarray(tuple(shape), storage.dtype, buffer=storage, offset=offset * itemsize,
+                              strides=byte_strides)
         base = storage[offset:] if offset < storage.size else storage[storage.size:]
-        return np.lib.stride_tricks.as_strided(base, shape=tuple(shape),
-                                               strides=tuple(stride * itemsize for stride in strides))
+        return array_module(base).lib.stride_tricks.as_strided(base, shape=tuple(shape), strides=byte_strides)
 
     def read_array(self, name: str, what: str, dtype, shape: list | None) -> Any:
         """Reads the .npy member ``name``, checking its header against ``dtype`` and ``shape`` (any 1-d shape
@@ -425,22 +451,32 @@ class _Reader:
             entry.read(1)  # reaching the end of the member makes zipfile check its CRC
         return array
 
-    def place(self, tensor: Tensor, location: str) -> Tensor:
-        """Moves a CPU tensor read from the file to where ``map_location`` says (by default, where it was saved)."""
+    def target(self, location: str) -> Device:
+        """Where a tensor saved from ``location`` goes under a ``map_location`` that is not a callable (checked
+        to exist)."""
         target: Any = location
         mapping = self.map_location
-        if callable(mapping):
-            result = mapping(tensor, location)
-            if isinstance(result, Tensor):
-                return result
-            target = location  # the callable returned None: restore to the saved location
-        elif isinstance(mapping, dict):
+        if isinstance(mapping, dict):
             target = mapping.get(location, location)
         elif mapping is not None:
             target = mapping
         target = Device(target)
         if target.type == "cuda":
             self.check_cuda(target)
+        return target
+
+    def place(self, tensor: Tensor, location: str) -> Tensor:
+        """Moves a CPU tensor read from the file to where ``map_location`` says (by default, where it was saved)."""
+        mapping = self.map_location
+        if callable(mapping):
+            result = mapping(tensor, location)
+            if isinstance(result, Tensor):
+                return result
+            target = Device(location)  # the callable returned None: restore to the saved location
+            if target.type == "cuda":
+                self.check_cuda(target)
+        else:
+            target = self.target(location)
         with no_grad():
             return tensor.to(target)
 

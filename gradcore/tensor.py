@@ -11,6 +11,7 @@ import weakref
 from typing import Any
 
 from . import _dtypes
+from ._arg_errors import refuses_keepdim_and_keepdims as _refuses_keepdim_and_keepdims
 from ._keepdim import KEEPDIM_NOT_GIVEN
 from ._dtypes import can_cast, from_numpy_dtype, result_type, to_dtype
 from .autograd import function as _function
@@ -865,6 +866,8 @@ class Tensor:
         return _ew.Sub.apply(self, other, 1)
 
     def __rsub__(self, other):
+        if other.__class__ in (int, float):
+            return _ew.RsubScalar.apply(self, other)
         return _ew.Sub.apply(other, self, 1)
 
     def __mul__(self, other):
@@ -1120,18 +1123,23 @@ class Tensor:
     def dot(self, other):
         return _linalg.dot(self, other)
 
+    @_refuses_keepdim_and_keepdims("sum", method=True, needs_dim=True)
     def sum(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
         return _red.sum(self, dim, keepdim, keepdims=keepdims, dtype=dtype)
 
+    @_refuses_keepdim_and_keepdims("mean", method=True, needs_dim=True)
     def mean(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
         return _red.mean(self, dim, keepdim, keepdims=keepdims, dtype=dtype)
 
+    @_refuses_keepdim_and_keepdims("prod", method=True, needs_dim=True)
     def prod(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.prod(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("max", method=True, needs_dim=True)
     def max(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.max(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("min", method=True, needs_dim=True)
     def min(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.min(self, dim, keepdim, keepdims=keepdims)
 
@@ -1147,20 +1155,24 @@ class Tensor:
     def argmin(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.argmin(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("var", method=True)
     def var(self, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None,
             correction=None):
         return _red.var(self, dim, unbiased, keepdim, keepdims=keepdims, correction=correction)
 
+    @_refuses_keepdim_and_keepdims("std", method=True)
     def std(self, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None,
             correction=None):
         return _red.std(self, dim, unbiased, keepdim, keepdims=keepdims, correction=correction)
 
-    def logsumexp(self, dim, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+    def logsumexp(self, dim=KEEPDIM_NOT_GIVEN, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.logsumexp(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("all", method=True)
     def all(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.all(self, dim, keepdim, keepdims=keepdims)
 
+    @_refuses_keepdim_and_keepdims("any", method=True)
     def any(self, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
         return _red.any(self, dim, keepdim, keepdims=keepdims)
 

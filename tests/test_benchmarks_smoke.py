@@ -155,3 +155,13 @@ def test_compile_quick_run_checks_compiled_against_eager(tmp_path: Path) -> None
     assert ("## (c) one epoch" in report) == HAS_SKLEARN
     assert "| gradcore compiled |" in report and "MISMATCH" not in report
     assert "## Not measured or failed" not in report
+
+
+def test_repeated_leaf_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
+    out = tmp_path / "repeated_leaf.md"
+    result = run_script("repeated_leaf.py", "--size", "20", "--repeats", "2", "--out", str(out))
+    assert_succeeded(result)
+    report = out.read_text(encoding="utf-8")
+    for label in ("`x * x * x`", "`x.pow(3)`", "`x + x + x`"):
+        assert label in report
+    assert report.count("\n| `") == 6 and ("| - |" in report) != HAS_TORCH

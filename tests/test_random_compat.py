@@ -325,3 +325,4 @@ def test_manual_seed_returns_the_default_generator():
     assert gradcore.rand(4).tolist() == first
     with pytest.raises(TypeError, match="gradcore.Generator"):
         gradcore.rand(2, generator=object())
+

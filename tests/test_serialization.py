@@ -505,7 +505,7 @@ def test_bit_flips_and_truncations_raise_runtime_error_or_load_unchanged():
 
 # -- views that share storage ---------------------------------------------------------------------------------
 def test_views_that_shared_storage_share_it_when_loaded():
-    # CPU tensors: views of CUDA tensors are saved and loaded as independent copies.
+    # CPU tensors here; the views of CUDA tensors are tested below.
     base = gradcore.arange(12.0, device="cpu").reshape(3, 4)
     views = {"base": base, "row": base[1], "column": base[:, 2], "flat": base.reshape(-1), "alone": gradcore.ones(2)}
     loaded = round_trip(views, map_location="cpu")
@@ -519,6 +519,68 @@ def test_views_that_shared_storage_share_it_when_loaded():
     # Without shared memory the file is written as before, in version 1.
     archive = zipfile.ZipFile(io.BytesIO(saved_bytes({"a": gradcore.ones(2), "b": gradcore.ones(2)})))
     assert json.loads(archive.read("manifest.json"))["version"] == 1
+
+
+def shared_views(device):
+    base = gradcore.arange(12.0, device=device).reshape(3, 4)
+    return {"base": base, "row": base[1], "column": base[:, 2], "flipped": base.t()[1:3],
+            "alone": gradcore.ones(2, device=device)}
+
+
+def check_views_share_after_load(loaded, saved, device):
+    """After load the views of one storage see each other's in-place changes, as PyTorch's loaded views do
+    (checked against torch.save and torch.load of the same views on the CPU)."""
+    torch = pytest.importorskip("torch")
+    torch_base = torch.arange(12.0).reshape(3, 4)
+    torch_saved = {"base": torch_base, "row": torch_base[1], "column": torch_base[:, 2],
+                   "flipped": torch_base.t()[1:3], "alone": torch.ones(2)}
+    buffer = io.BytesIO()
+    torch.save(torch_saved, buffer)
+    buffer.seek(0)
+    torch_loaded = torch.load(buffer)
+    for key in saved:
+        assert loaded[key].device == gradcore.device(device), key
+        assert loaded[key].tolist() == saved[key].tolist() == torch_loaded[key].tolist(), key
+    for name, change in [("row", lambda t: t.mul_(-1)), ("base", lambda t: t.add_(100)),
+                         ("column", lambda t: t.sub_(0.5)), ("flipped", lambda t: t.fill_(7))]:
+        change(loaded[name])
+        change(torch_loaded[name])
+        for key in saved:
+            assert loaded[key].tolist() == torch_loaded[key].tolist(), (name, key)
+    assert saved["base"].tolist() == torch.arange(12.0).reshape(3, 4).tolist()  # the saved tensors are untouched
+
+
+def test_views_of_cuda_tensors_share_storage_when_loaded(fake_cuda):
+    saved = shared_views("cuda")
+    loaded = round_trip(saved)
+    check_views_share_after_load(loaded, saved, "cuda:0")
+    # Saved again, they keep their values (written as one storage or as copies: CuPy's strided views do not
+    # name the array they view).
+    again = round_trip(loaded)
+    for key in saved:
+        assert again[key].tolist() == loaded[key].tolist()
+
+
+def test_views_loaded_on_the_cpu_stay_one_storage_when_saved_again():
+    loaded = round_trip(shared_views("cpu"), map_location="cpu")
+    buffer = round_trip_buffer(loaded)
+    with zipfile.ZipFile(buffer) as archive:
+        assert sorted(archive.namelist()) == ["manifest.json", "storages/0.npy", "tensors/4.npy"]
+    buffer.seek(0)
+    again = gradcore.load(buffer, map_location="cpu")
+    again["base"].zero_()
+    assert again["row"].tolist() == [0.0] * 4 and again["flipped"].tolist() == [[0.0] * 3] * 2
+
+
+@pytest.mark.parametrize("map_location", ["cpu", {"cuda:0": "cpu"}], ids=["cpu", "dict"])
+def test_views_of_cuda_tensors_mapped_to_the_cpu_share_storage(fake_cuda, map_location):
+    saved = shared_views("cuda")
+    check_views_share_after_load(round_trip(saved, map_location=map_location), saved, "cpu")
+
+
+def test_views_of_cpu_tensors_mapped_to_cuda_share_storage(fake_cuda):
+    saved = shared_views("cpu")
+    check_views_share_after_load(round_trip(saved, map_location="cuda:0"), saved, "cuda:0")
 
 
 def test_a_view_reaching_outside_its_storage_is_refused():

@@ -182,6 +182,58 @@ CASES = {
     "out_float_into_int": lambda lib: _with_out(lib, lambda o: lib.add(lib.ones(2), 1, out=o), lib.int64),
     "out_resized": lambda lib: _with_out(lib, lambda o: lib.mul(lib.ones(2, 3), 2, out=o), shape=(0,)),
     "out_requires_grad": lambda lib: lib.add(lib.ones(2, requires_grad=True), 1, out=lib.zeros(2)),
+    # ... by the products too
+    "out_matmul": lambda lib: _with_out(lib, lambda o: lib.matmul(_m(lib, 2, 3), _m(lib, 3, 4), out=o), shape=(2, 4)),
+    "out_matmul_vector": lambda lib: _with_out(lib, lambda o: lib.matmul(_m(lib, 2, 3), _m(lib, 3), out=o)),
+    "out_matmul_dot": lambda lib: _with_out(lib, lambda o: lib.matmul(_m(lib, 3), _m(lib, 3), out=o), shape=()),
+    "out_matmul_batched": lambda lib: _with_out(lib, lambda o: lib.matmul(_m(lib, 5, 2, 3), _m(lib, 3, 4), out=o),
+                                                shape=(5, 2, 4)),
+    "out_matmul_resized": lambda lib: _with_out(lib, lambda o: lib.matmul(_m(lib, 2, 3), _m(lib, 3, 4), out=o)),
+    "out_matmul_empty": lambda lib: _with_out(lib, lambda o: lib.matmul(_m(lib, 2, 3), _m(lib, 3, 4), out=o),
+                                              shape=(0,)),
+    "out_matmul_float64": lambda lib: _with_out(lib, lambda o: lib.matmul(_m(lib, 2, 3), _m(lib, 3, 4), out=o),
+                                                lib.float64, (2, 4)),
+    "out_matmul_int64": lambda lib: _with_out(lib, lambda o: lib.matmul(_m(lib, 2, 3), _m(lib, 3, 4), out=o),
+                                              lib.int64, (2, 4)),
+    "out_matmul_of_ints": lambda lib: _with_out(
+        lib, lambda o: lib.matmul(_m(lib, 2, 3).long(), _m(lib, 3, 4).long(), out=o), lib.int64, (2, 4)),
+    "out_matmul_half": lambda lib: _with_out(lib, lambda o: lib.matmul(_m(lib, 2, 3), _m(lib, 3, 4), out=o),
+                                             lib.float16, (2, 4)),
+    "out_matmul_requires_grad": lambda lib: lib.matmul(lib.ones(2, 3, requires_grad=True), lib.ones(3, 4),
+                                                       out=lib.zeros(2, 4)),
+    "out_matmul_out_requires_grad": lambda lib: lib.matmul(lib.ones(2, 3), lib.ones(3, 4),
+                                                           out=lib.zeros(2, 4, requires_grad=True)),
+    "out_matmul_list": lambda lib: lib.matmul(lib.ones(2, 3), lib.ones(3, 4), out=[1]),
+    "out_mm": lambda lib: _with_out(lib, lambda o: lib.mm(_m(lib, 2, 3), _m(lib, 3, 4), out=o), shape=(2, 4)),
+    "out_mm_resized": lambda lib: _with_out(lib, lambda o: lib.mm(_m(lib, 2, 3), _m(lib, 3, 4), out=o)),
+    "out_mm_int32": lambda lib: _with_out(lib, lambda o: lib.mm(_m(lib, 2, 3), _m(lib, 3, 4), out=o),
+                                          lib.int32, (2, 4)),
+    "out_mm_requires_grad": lambda lib: lib.mm(lib.ones(2, 3), lib.ones(3, 4, requires_grad=True),
+                                               out=lib.zeros(2, 4)),
+    "out_mm_list": lambda lib: lib.mm(lib.ones(2, 3), lib.ones(3, 4), out=[1]),
+    "out_bmm": lambda lib: _with_out(lib, lambda o: lib.bmm(_m(lib, 5, 2, 3), _m(lib, 5, 3, 4), out=o),
+                                     shape=(5, 2, 4)),
+    "out_bmm_resized": lambda lib: _with_out(lib, lambda o: lib.bmm(_m(lib, 5, 2, 3), _m(lib, 5, 3, 4), out=o)),
+    "out_bmm_uint8": lambda lib: _with_out(lib, lambda o: lib.bmm(_m(lib, 5, 2, 3), _m(lib, 5, 3, 4), out=o),
+                                           lib.uint8, (5, 2, 4)),
+    "out_bmm_list": lambda lib: lib.bmm(lib.ones(5, 2, 3), lib.ones(5, 3, 4), out=[1]),
+    # an empty dim list reduces every dim (sum, mean, std, var, norm, logsumexp with keepdim), as in PyTorch;
+    # any and all keep their elementwise meaning there; dim=None with keepdim keeps every dim as size 1
+    "sum_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).sum(()),
+    "sum_empty_list_keepdim": lambda lib: lib.sum(lib.arange(6.0).reshape(2, 3), [], keepdim=True),
+    "mean_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).mean(()),
+    "std_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).std(()),
+    "var_empty_dims_keepdim": lambda lib: lib.var(lib.arange(6.0).reshape(2, 3), (), keepdim=True),
+    "norm_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).norm(dim=()),
+    "logsumexp_empty_dims_keepdim": lambda lib: lib.logsumexp(lib.arange(6.0).reshape(2, 3), (), keepdim=True),
+    "any_empty_dims": lambda lib: (lib.arange(6.0).reshape(2, 3) > 2).any(()),
+    "amax_empty_dims": lambda lib: lib.arange(6.0).reshape(2, 3).amax(()),
+    "sum_none_keepdim": lambda lib: lib.arange(6.0).reshape(2, 3).sum(None, keepdim=True),
+    "mean_none_keepdim": lambda lib: lib.arange(6.0).reshape(2, 3).mean(None, True),
+    "sum_empty_dims_grad": grad_of(lambda lib, x: x.reshape(2, 2).sum(()), [1.0, 2.0, 3.0, 4.0]),
+    "mean_none_keepdim_grad": grad_of(lambda lib, x: x.reshape(2, 2).mean(None, keepdim=True), [1.0, 2.0, 3.0, 4.0]),
+    "logsumexp_without_dim": lambda lib: lib.logsumexp(lib.ones(2, 3)),
+    "logsumexp_method_without_dim": lambda lib: lib.ones(2, 3).logsumexp(keepdim=True),
     # a 0-d tensor in an f-string prints its number, as in the notebooks' f"{nll/n}"
     "format_0d_no_spec": lambda lib: f"{lib.tensor(6.5) / 3}",
     "format_0d_spec": lambda lib: f"{lib.tensor(6.5) / 3:.3f}",
@@ -210,6 +262,12 @@ def _hooked(lib, hook, leaf: bool = True):
     target.register_hook(hook)
     (target * 2).sum().backward()
     return x.grad
+
+
+def _m(lib, *shape):
+    """A float32 tensor of the given shape with fixed small integers (exact products in both libraries)."""
+    values = np.random.default_rng(len(shape) * 10 + shape[-1]).integers(-5, 6, shape).astype(np.float32)
+    return lib.tensor(values)
 
 
 def _with_out(lib, call, dtype=None, shape=(2,)):
@@ -245,6 +303,33 @@ def test_out_keeps_the_tensor_and_its_views():
     np.testing.assert_array_equal(row.numpy(), [3.0, 3.0])
 
 
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith("out_") and n.rstrip("0123456789").split("_")[1]
+                                  in ("matmul", "mm", "bmm")])
+def test_product_out_errors_and_warnings_match_word_for_word(name):
+    """The whole message of each error, and the resize warning, as PyTorch's (its first sentence: PyTorch goes on
+    about its own future releases and its C++ source)."""
+    texts = []
+    for lib in (gradcore, torch):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                CASES[name](lib)
+                texts.append(None)
+            except Exception as exc:  # noqa: BLE001 - the exception itself is what is compared
+                texts.append((type(exc).__name__, str(exc)))
+        texts.append([str(w.message).split(" This behavior is deprecated")[0] for w in caught])
+    assert texts[:2] == texts[2:]
+
+
+def test_product_out_keeps_the_tensor_and_its_views():
+    out = gradcore.zeros(2, 4)
+    row, version = out[1], out._version
+    a, b = gradcore.ones(2, 3), gradcore.arange(12.0).reshape(3, 4)
+    assert gradcore.matmul(a, b, out=out) is out
+    np.testing.assert_array_equal(row.numpy(), torch.ones(3) @ torch.arange(12.0).reshape(3, 4))
+    assert out._version > version
+
+
 def test_uint8_mask_write_acts_as_mask():
     # PyTorch refuses a Python number written through a uint8 mask (its masked_fill path); the mask meaning
     # is kept here, as on read.
@@ -260,3 +345,19 @@ def test_hook_result_of_right_shape_reaches_optimizer_unchanged():
     w.register_hook(lambda g: g * 0 + 1)
     (w * 5).sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("overload", ["tensor_tensor", "tensor_number", "number_tensor", "tensor_constant",
+                                      "constant_tensor", "broadcast"])
+def test_normal_nodes_are_named_per_overload_as_pytorchs(overload):
+    graphs = []
+    for lib in (gradcore, torch):
+        mean = lib.zeros(3, requires_grad=True)
+        std = lib.ones(3, requires_grad=True)
+        calls = {"tensor_tensor": lambda: lib.normal(mean, std), "tensor_number": lambda: lib.normal(mean, 2.0),
+                 "number_tensor": lambda: lib.normal(1.0, std), "tensor_constant": lambda: lib.normal(mean, lib.ones(3)),
+                 "constant_tensor": lambda: lib.normal(lib.zeros(3), std),
+                 "broadcast": lambda: lib.normal(mean, std[:1])}
+        node = calls[overload]().grad_fn
+        graphs.append((node.name(), [None if n is None else type(n).__name__ for n, _ in node.next_functions]))
+    assert graphs[0] == graphs[1]

@@ -175,6 +175,20 @@ def _share(shared: set, grads) -> None:
             shared.add(id(g))
 
 
+def _sum_into(held, g, shared: set, create_graph: bool):
+    """``held + g``, the gradients that reached one input of a node. The sum is written into ``held`` when the
+    engine owns it (no one else holds it, it views no other array, and no graph records the sum) and it has the
+    sum's shape and dtype: a leaf read several times (``x * x * x``) then sums its gradients without a new array
+    per sum, which for large tensors costs a fresh allocation each (and its page faults)."""
+    if (not create_graph and held._data.base is None and id(held) not in shared and held is not g
+            and held._data.shape == g._data.shape and held._data.dtype == g._data.dtype
+            and held._data.__class__ is g._data.__class__):
+        held._data += g._data
+        held._version_counter.value += 1
+        return held
+    return held + g
+
+
 def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inputs=None, accumulate: bool = True):
     """Backpropagates ``grad_roots`` from ``roots``.
 
@@ -296,7 +310,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                     buffer = buffers.get(next_node)
                     if buffer is None:
                         buffer = buffers[next_node] = [None] * next_node._num_outputs
-                    buffer[nr] = g if buffer[nr] is None else buffer[nr] + g
+                    buffer[nr] = g if buffer[nr] is None else _sum_into(buffer[nr], g, shared, create_graph)
                 remaining = dependencies[next_node] - 1
                 dependencies[next_node] = remaining
                 if remaining == 0:

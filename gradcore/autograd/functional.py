@@ -55,8 +55,16 @@ def _finish(values: tuple, create_graph: bool) -> tuple:
     return tuple(None if v is None else v.detach() for v in values)
 
 
-def _check_outputs(outputs, fn_name: str) -> tuple[bool, tuple]:
-    return _as_tuple(outputs, "outputs of the user-provided function", fn_name)
+def _check_outputs(outputs, fn_name: str, strict: bool = False) -> tuple[bool, tuple]:
+    """The outputs as a tuple; in strict mode each must require grad, as PyTorch checks first."""
+    result = _as_tuple(outputs, "outputs of the user-provided function", fn_name)
+    if strict:
+        for i, output in enumerate(result[1]):
+            if not output.requires_grad:
+                raise RuntimeError(f"Output {i} of the user-provided function does not require gradients. The "
+                                   "outputs must be computed in a differentiable manner from the input when running "
+                                   "in strict mode.")
+    return result
 
 
 def _gradients(outputs: tuple, inputs: tuple, grad_outputs: tuple, create_graph: bool, strict: bool,
@@ -113,7 +121,7 @@ def vjp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
     with enable_grad():
         inputs_tuple, inputs_t = _as_tuple(inputs, "inputs", "vjp")
         inputs_t = _prepare_inputs(inputs_t, create_graph)
-        outputs_tuple, outputs_t = _check_outputs(func(*inputs_t), "vjp")
+        outputs_tuple, outputs_t = _check_outputs(func(*inputs_t), "vjp", strict)
         if v is None:
             if len(outputs_t) != 1 or outputs_t[0].numel() != 1:
                 raise RuntimeError("The vector v can only be None if the user-provided function returns a single "
@@ -144,7 +152,7 @@ def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
             vs = _default_v(inputs_t, "jvp", "input")
         else:
             vs = _check_v(v, inputs_t, "jvp", "inputs")
-        outputs_tuple, outputs_t = _check_outputs(func(*inputs_t), "jvp")
+        outputs_tuple, outputs_t = _check_outputs(func(*inputs_t), "jvp", strict)
         jvps = _forward_products(outputs_t, inputs_t, vs, create_graph, strict)
     return _unpack(_finish(outputs_t, create_graph), outputs_tuple), _unpack(_finish(jvps, create_graph),
                                                                              outputs_tuple)
@@ -209,7 +217,7 @@ def jacobian(func: Callable, inputs, create_graph: bool = False, strict: bool = 
     with enable_grad():
         inputs_tuple, inputs_t = _as_tuple(inputs, "inputs", "jacobian")
         inputs_t = _prepare_inputs(inputs_t, create_graph)
-        outputs_tuple, outputs_t = _check_outputs(func(*inputs_t), "jacobian")
+        outputs_tuple, outputs_t = _check_outputs(func(*inputs_t), "jacobian", strict)
         blocks = [[None] * len(inputs_t) for _ in outputs_t]
         if strategy == "reverse-mode":
             for i, out in enumerate(outputs_t):
@@ -273,7 +281,7 @@ def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = F
 
     def gradient_of_func(*inp):
         with enable_grad():
-            outputs_tuple, outputs_t = _check_outputs(func(*inp), "hessian")
+            outputs_tuple, outputs_t = _check_outputs(func(*inp), "hessian", strict)
             out = _single_element(outputs_t, outputs_tuple, "hessian")
             if not out.requires_grad:
                 if strict:
@@ -292,6 +300,12 @@ def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = F
                     from ..creation import zeros_like
 
                     g = zeros_like(i)
+                elif strict and not g.requires_grad:
+                    raise RuntimeError(
+                        f"While computing the hessian, found that the jacobian of the user-provided function with "
+                        f"respect to input {j} is independent of the input. This is not allowed in strict mode. You "
+                        "should ensure that your function is twice differentiable and that the jacobian depends on "
+                        "the inputs (this would be violated by a linear function for example).")
                 result.append(g)
             return tuple(result)
 
@@ -323,7 +337,7 @@ def _second_order_product(func: Callable, inputs, v, create_graph: bool, strict:
             vs = _default_v(inputs_t, fn_name, "input")
         else:
             vs = _check_v(v, inputs_t, fn_name, "inputs")
-        outputs_tuple, outputs_t = _check_outputs(func(*inputs_t), fn_name)
+        outputs_tuple, outputs_t = _check_outputs(func(*inputs_t), fn_name, strict)
         out = _single_element(outputs_t, outputs_tuple, fn_name)
         first = _gradients((out,), inputs_t, (None,), True, strict, fn_name, zeros_for_unused=False)
         used = [(g, v) for g, v in zip(first, vs) if g is not None and g.requires_grad]

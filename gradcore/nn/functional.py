@@ -91,7 +91,9 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dty
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """During training, randomly zeroes elements with probability ``p`` and scales the rest by 1 / (1 - p).
 
-    The mask comes from gradcore's random generator of the input's device, so ``manual_seed`` repeats it.
+    The mask comes from gradcore's random generator of the input's device, drawn as PyTorch draws it
+    (``bernoulli_(1 - p)``, then divided by ``1 - p``), so that the same seed drops the same elements as on
+    PyTorch's CPU.
     """
     if p < 0.0 or p > 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
@@ -100,8 +102,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if p == 1.0:
         mask = creation.zeros_like(input)
     else:
-        keep = creation.rand(input.shape, dtype=input.dtype, device=input.device) >= p
-        mask = keep.to(input.dtype) * (1.0 / (1.0 - p))
+        mask = creation.empty(input.shape, dtype=input.dtype, device=input.device).bernoulli_(1.0 - p) / (1.0 - p)
     return input.mul_(mask) if inplace else input * mask
 
 
@@ -390,9 +391,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = No
     if beta == 0.0:
         return _loss.l1_loss(input, target, reduction)
     _loss._check_reduction(reduction)
-    distance = (input - target).abs()
-    loss = _elementwise.where(distance < beta, distance * distance * (0.5 / beta), distance - 0.5 * beta)
-    return _loss.reduce_loss(loss, reduction)
+    return _loss.SmoothL1Loss.apply(input, target, reduction, float(beta))
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
@@ -401,11 +400,10 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _loss._check_reduction(reduction)
-    distance = (input - target).abs()
-    loss = _elementwise.where(distance < delta, distance * distance * 0.5, (distance - 0.5 * delta) * delta)
-    if weight is not None:
-        loss = loss * weight
-    return _loss.reduce_loss(loss, reduction)
+    if weight is None:
+        return _loss.HuberLoss.apply(input, target, reduction, float(delta))
+    # As PyTorch: the elementwise loss, weighted, then reduced (three nodes).
+    return _loss.reduce_loss(_loss.HuberLoss.apply(input, target, "none", float(delta)) * weight, reduction)
 
 
 def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,

@@ -183,9 +183,10 @@ def normalize_dim(dim, ndim: int) -> int:
     return dim + span if dim < 0 else dim
 
 
-def normalize_dims(dim, ndim: int) -> tuple:
-    """Returns a sorted tuple of non-negative dims; None means all of them."""
-    if dim is None:
+def normalize_dims(dim, ndim: int, empty_means_all: bool = False) -> tuple:
+    """Returns a sorted tuple of non-negative dims; None means all of them (and so does an empty list or tuple
+    with ``empty_means_all``, as for PyTorch's sum, mean, std, var, logsumexp and norm)."""
+    if dim is None or (empty_means_all and isinstance(dim, (list, tuple)) and not dim):
         return tuple(range(ndim))
     if isinstance(dim, (list, tuple)):
         dims = tuple(normalize_dim(d, ndim) for d in dim)

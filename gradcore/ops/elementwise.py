@@ -4,6 +4,7 @@ from __future__ import annotations
 import operator
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import state as _grad_state
 from ._util import (Tensor, arith, array_module, as_tensor_like, binary_operands, check_same_device, make_tensor, meta,
                     negated, quiet_float_errors, reduce_grad, result_type)
 from .. import _dtypes
@@ -73,6 +74,25 @@ class Sub(Function):
         return ga, gb, None
 
 
+class RsubScalar(Function):
+    """``number - x`` (``x.__rsub__``): one operand, as PyTorch's ``RsubBackward1``."""
+
+    node_name = "RsubBackward1"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, x, number):
+        check_bool_subtraction(number, x)
+        dn, dx, _ = binary_operands(number, x)
+        if ctx.needs_input_grad[0]:
+            ctx.meta = meta(x)
+        return dn - dx
+
+    @staticmethod
+    def backward(ctx, grad):
+        return reduce_grad(negated(grad), *ctx.meta), None
+
+
 class Mul(Function):
     node_name = "MulBackward0"
     builtin = True
@@ -91,8 +111,17 @@ class Mul(Function):
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         meta_a, meta_b = ctx.meta
-        ga = reduce_grad(arith(operator.mul, grad, b), *meta_a) if ctx.needs_input_grad[0] else None
-        gb = reduce_grad(arith(operator.mul, grad, a), *meta_b) if ctx.needs_input_grad[1] else None
+        needs = ctx.needs_input_grad
+        if needs[0] and needs[1] and a is b and not _grad_state.enabled and not ctx._post_hooks:
+            # x * x: both gradients are grad * x, whose sum 2 (grad * x) is exact; one array instead of three
+            # (two products and their sum), handed to the first slot only.
+            both = reduce_grad(arith(operator.mul, grad, a), *meta_a)
+            if both._data.base is None and both is not grad:
+                both._data *= 2
+                return both, None
+            return both, both
+        ga = reduce_grad(arith(operator.mul, grad, b), *meta_a) if needs[0] else None
+        gb = reduce_grad(arith(operator.mul, grad, a), *meta_b) if needs[1] else None
         return ga, gb
 
 

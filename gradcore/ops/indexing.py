@@ -435,8 +435,11 @@ def index_select(input, dim: int, index):
     size = input.shape[d] if input.ndim else 1
     data = index._data.reshape(-1)
     if data.size and (data.min() < 0 or data.max() >= size):
-        bad = int(data.min() if data.min() < 0 else data.max())
-        raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={size}")
+        if d == 1 and input.ndim > 1:
+            # PyTorch's CPU kernel for dim 1 says it its own way, naming the first index out of range.
+            bad = int(data[(data < 0) | (data >= size)][0])
+            raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={size}")
+        raise IndexError("index out of range in self")
     if input.ndim == 0:
         return input.reshape(1)[make_tensor(data)].reshape(index.shape)
     return IndexSelect.apply(input, (slice(None),) * d + (data.astype("int64"),))
@@ -475,6 +478,10 @@ def index_add(input, dim: int, index, source, *, alpha=1):
     data = index._data.reshape(-1)
     size = input.shape[d] if input.ndim else 1
     if data.size and (data.min() < 0 or data.max() >= size):
+        if d == 1 and input.ndim > 1:
+            # PyTorch's CPU kernel for dim 1 says it its own way, naming the first index out of range.
+            bad = int(data[(data < 0) | (data >= size)][0])
+            raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={size}")
         raise IndexError("index out of range in self")
     return IndexAdd.apply(input, source, d, data.astype("int64"), alpha)
 

@@ -78,8 +78,36 @@ class Mm(Function):
         return ga, gb
 
 
-def mm(input, mat2):
-    """Returns the product of two matrices (2-d tensors)."""
+# The C++ type names that PyTorch's products name dtypes by in their errors about ``out=``.
+_CPP_TYPE_NAMES = {"float16": "c10::Half", "float32": "float", "float64": "double", "int64": "long int",
+                   "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+                   "bool": "bool"}
+
+def _product_out(name: str, input, other, out, product):
+    """``product()`` written into ``out`` as PyTorch's matmul, mm and bmm do: ``out`` must be a tensor of the
+    result's dtype (no casting), and no operand may require grad; a shape that differs resizes ``out``."""
+    from .elementwise import write_out
+
+    if not isinstance(out, Tensor):
+        if name == "matmul":
+            raise TypeError(f"matmul(): argument 'out' must be Tensor, not {type(out).__name__}")
+        from .._arg_errors import _signatures, keyword_error
+
+        raise keyword_error(name, _signatures("(Tensor input, Tensor mat2, *, Tensor out = None)",
+                                              "(Tensor input, Tensor mat2, torch.dtype out_dtype, *, Tensor out "
+                                              "= None)"), (input, other), {"out": out})
+    if is_grad_enabled() and (input.requires_grad or other.requires_grad or out.requires_grad):
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad.")
+    result = product()
+    if result.dtype is not out.dtype:
+        raise RuntimeError(f"Expected out tensor to have dtype {_CPP_TYPE_NAMES[result.dtype.name]}, but got "
+                           f"{_CPP_TYPE_NAMES[out.dtype.name]} instead")
+    return write_out(result, out, name)
+
+
+def mm(input, mat2, *, out=None):
+    """Returns the product of two matrices (2-d tensors) (written into ``out`` when given)."""
     _check_operands("mm", input, mat2)
     shape_a, shape_b = input._data.shape, mat2._data.shape
     if len(shape_a) != 2:
@@ -90,6 +118,8 @@ def mm(input, mat2):
     if k != k2:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
     _check_dtypes(input, mat2, ("m1", "m2"))
+    if out is not None:
+        return _product_out("mm", input, mat2, out, lambda: Mm.apply(input, mat2))
     return Mm.apply(input, mat2)
 
 
@@ -136,6 +166,12 @@ class Matmul(Function):
         return ga, gb
 
 
+class Bmm(Matmul):
+    """bmm: the batched product of Matmul under PyTorch's node name."""
+
+    node_name = "BmmBackward0"
+
+
 def _matmul_shape_error(a: Tensor, b: Tensor) -> RuntimeError:
     sa, sb = a.shape, b.shape
     if len(sa) == 1 and len(sb) == 1:
@@ -152,8 +188,9 @@ def _matmul_shape_error(a: Tensor, b: Tensor) -> RuntimeError:
     )
 
 
-def matmul(input, other):
-    """Matrix product with NumPy's rules: dot for 1-d, matrix product for 2-d, broadcast batches beyond."""
+def matmul(input, other, *, out=None):
+    """Matrix product with NumPy's rules: dot for 1-d, matrix product for 2-d, broadcast batches beyond (written
+    into ``out`` when given)."""
     _check_operands("matmul", input, other)
     if input.ndim == 0 or other.ndim == 0:
         raise RuntimeError(
@@ -171,13 +208,15 @@ def matmul(input, other):
             raise RuntimeError(f"matmul: batch dimensions of {list(input.shape)} and {list(other.shape)} "
                                f"do not broadcast: {exc}") from None
     _check_dtypes(input, other, ("m1", "m2"))
+    if out is not None:
+        return _product_out("matmul", input, other, out, lambda: matmul(input, other))
     if input.ndim == 2 and other.ndim == 2:
         return Mm.apply(input, other)
     return Matmul.apply(input, other)
 
 
-def bmm(input, mat2):
-    """Batched matrix product of two 3-d tensors with equal batch sizes."""
+def bmm(input, mat2, *, out=None):
+    """Batched matrix product of two 3-d tensors with equal batch sizes (written into ``out`` when given)."""
     _check_operands("bmm", input, mat2)
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError(f"batch1 and batch2 must be 3D tensors, got {input.ndim}D and {mat2.ndim}D")
@@ -187,7 +226,9 @@ def bmm(input, mat2):
             f"but got: [{mat2.shape[0]}, {mat2.shape[1]}]."
         )
     _check_dtypes(input, mat2, ("m1", "m2"))
-    return Matmul.apply(input, mat2)
+    if out is not None:
+        return _product_out("bmm", input, mat2, out, lambda: Bmm.apply(input, mat2))
+    return Bmm.apply(input, mat2)
 
 
 def dot(input, other):

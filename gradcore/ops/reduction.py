@@ -5,6 +5,7 @@ import builtins
 import operator
 
 from .. import _dtypes
+from .._arg_errors import refuses_keepdim_and_keepdims
 from .._keepdim import KEEPDIM_NOT_GIVEN, resolve_keepdim
 from ..autograd.function import Function
 from ..autograd.grad_mode import state as _grad_state
@@ -62,13 +63,14 @@ class SumAll(Sum):
     node_name = "SumBackward0"
 
 
+@refuses_keepdim_and_keepdims("sum", needs_dim=True)
 def sum(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
     """Returns the sum over ``dim`` (all elements when None)."""
     keepdim = resolve_keepdim("sum", keepdim, keepdims)
     if not isinstance(input, Tensor):
         raise TypeError(f"sum(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    dims = normalize_dims(dim, input.ndim)
-    if dim is None:
+    dims = normalize_dims(dim, input.ndim, empty_means_all=True)
+    if dim is None and not keepdim:
         return SumAll.apply(input, dims, False, dtype)
     return Sum.apply(input, dims, keepdim, dtype)
 
@@ -99,6 +101,7 @@ def _reduced_shape(shape, dims, keepdim):
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
+@refuses_keepdim_and_keepdims("mean", needs_dim=True)
 def mean(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, dtype=None):
     """Returns the mean over ``dim`` (all elements when None); needs a floating point input."""
     keepdim = resolve_keepdim("mean", keepdim, keepdims)
@@ -109,8 +112,8 @@ def mean(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, d
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. "
             f"Got: {input.dtype.legacy_name}"
         )
-    dims = normalize_dims(dim, input.ndim)
-    if dim is None:
+    dims = normalize_dims(dim, input.ndim, empty_means_all=True)
+    if dim is None and not keepdim:
         return MeanAll.apply(input, dims, False)
     return Mean.apply(input, dims, keepdim)
 
@@ -245,12 +248,14 @@ def _extreme(input, dim, keepdim, other, largest: bool):
     return (_MaxResult if largest else _MinResult)(values, indices)
 
 
+@refuses_keepdim_and_keepdims("max", needs_dim=True)
 def max(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, other=None):
     """Returns the maximum of all elements, or (values, indices) along ``dim``, or ``maximum(input, other)``."""
     keepdim = resolve_keepdim("max", keepdim, keepdims)
     return _extreme(input, dim, keepdim, other, largest=True)
 
 
+@refuses_keepdim_and_keepdims("min", needs_dim=True)
 def min(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, other=None):
     """Returns the minimum of all elements, or (values, indices) along ``dim``, or ``minimum(input, other)``."""
     keepdim = resolve_keepdim("min", keepdim, keepdims)
@@ -309,6 +314,7 @@ def _correction(unbiased, correction) -> float:
     return 1 if unbiased else 0
 
 
+@refuses_keepdim_and_keepdims("var")
 def var(input, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, correction=None):
     """Returns the variance over ``dim`` (Bessel's correction unless ``unbiased=False`` or ``correction=0``)."""
     keepdim = resolve_keepdim("var", keepdim, keepdims)
@@ -316,10 +322,11 @@ def var(input, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, ke
         dim, unbiased = None, dim
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"std and var only support floating point and complex dtypes, got {input.dtype.legacy_name}")
-    dims = normalize_dims(dim, input.ndim)
+    dims = normalize_dims(dim, input.ndim, empty_means_all=True)
     return Var.apply(input, dims, _correction(unbiased, correction), keepdim)
 
 
+@refuses_keepdim_and_keepdims("std")
 def std(input, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None, correction=None):
     """Returns the standard deviation over ``dim`` (Bessel's correction by default)."""
     keepdim = resolve_keepdim("std", keepdim, keepdims)
@@ -327,7 +334,7 @@ def std(input, dim=None, unbiased=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, ke
         dim, unbiased = None, dim
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"std and var only support floating point and complex dtypes, got {input.dtype.legacy_name}")
-    dims = normalize_dims(dim, input.ndim)
+    dims = normalize_dims(dim, input.ndim, empty_means_all=True)
     return Std.apply(input, dims, _correction(unbiased, correction), keepdim)
 
 
@@ -362,10 +369,12 @@ class LogSumExp(Function):
         return g * exp(x - _expand_back(out, ctx.input_shape, ctx.dims, ctx.keepdim)), None, None
 
 
-def logsumexp(input, dim, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
-    """Returns log(sum(exp(input))) over ``dim``, computed without overflow."""
+def logsumexp(input, dim=KEEPDIM_NOT_GIVEN, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
+    """Returns log(sum(exp(input))) over ``dim`` (which must be given), computed without overflow."""
+    if dim is KEEPDIM_NOT_GIVEN:
+        raise TypeError('logsumexp() missing 1 required positional arguments: "dim"')
     keepdim = resolve_keepdim("logsumexp", keepdim, keepdims)
-    dims = normalize_dims(dim, input.ndim)
+    dims = normalize_dims(dim, input.ndim, empty_means_all=True)
     return LogSumExp.apply(input, dims, keepdim)
 
 
@@ -407,6 +416,7 @@ def argmin(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None)
     return _arg_extreme(input, dim, keepdim, False)
 
 
+@refuses_keepdim_and_keepdims("all")
 def all(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns True where all elements (over ``dim``) are non-zero."""
     keepdim = resolve_keepdim("all", keepdim, keepdims)
@@ -414,6 +424,7 @@ def all(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     return make_tensor(array_module(input._data).asarray(input._data.astype(bool).all(axis=dims, keepdims=keepdim)))
 
 
+@refuses_keepdim_and_keepdims("any")
 def any(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns True where any element (over ``dim``) is non-zero."""
     keepdim = resolve_keepdim("any", keepdim, keepdims)
@@ -450,6 +461,7 @@ class Prod(Function):
         return g * make_tensor(others), None, None
 
 
+@refuses_keepdim_and_keepdims("prod", needs_dim=True)
 def prod(input, dim=None, keepdim: bool = KEEPDIM_NOT_GIVEN, *, keepdims=None):
     """Returns the product over ``dim`` (all elements when None)."""
     keepdim = resolve_keepdim("prod", keepdim, keepdims)
@@ -549,7 +561,7 @@ def norm(input, p=2, dim=None, keepdim: bool = False, dtype=None):
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
                            f"Got {input.dtype.legacy_name}")
-    dims = normalize_dims(dim, input.ndim)
+    dims = normalize_dims(dim, input.ndim, empty_means_all=True)
     if input.ndim == 0:
         dims = ()
     if p == 2:

@@ -183,23 +183,42 @@ def check_uniform_range(low, high, dtype) -> None:
 
 
 class NormalDraw(Function):
-    """A draw from normal(mean, std) in the graph: the output of ``normal`` with tensor arguments, whose
-    gradient for mean and std is zero, as PyTorch defines it."""
+    """A draw from normal(mean, std) in the graph: the output of ``normal`` with a tensor mean and a tensor std,
+    whose gradient for both is zero, as PyTorch defines it. ``NormalDrawOfMean`` and ``NormalDrawOfStd`` are the
+    overloads with one tensor (PyTorch's ``NormalBackward1`` and ``NormalBackward2``)."""
 
     node_name = "NormalBackward3"
     builtin = True
-    operands = 3
+    operands = 2
 
     @staticmethod
-    def forward(ctx, values, mean, std):
-        ctx.meta = tuple(meta(v) for v in (mean, std))
+    def forward(ctx, mean, std, values):
+        ctx.meta = (meta(mean), meta(std))
         return values
 
     @staticmethod
     def backward(ctx, grad):
         xp = array_module(grad._data)
-        zeros = tuple(None if m is None else make_tensor(xp.zeros(m[0], dtype=m[1])) for m in ctx.meta)
-        return (None,) + zeros
+        return tuple(make_tensor(xp.zeros(m[0], dtype=m[1])) for m in ctx.meta) + (None,)
+
+
+class NormalDrawOfMean(Function):
+    node_name = "NormalBackward1"
+    builtin = True
+
+    @staticmethod
+    def forward(ctx, tensor, values):
+        ctx.meta = meta(tensor)
+        return values
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, dtype = ctx.meta
+        return make_tensor(array_module(grad._data).zeros(shape, dtype=dtype)), None
+
+
+class NormalDrawOfStd(NormalDrawOfMean):
+    node_name = "NormalBackward2"
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad: bool = False,
@@ -237,7 +256,11 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         mean_data = mean._data if isinstance(mean, Tensor) else xp.asarray(mean, dtype=np_dtype)
         values = (draws + mean_data).astype(np_dtype, copy=False)
         # PyTorch records the draw with a zero gradient for mean and std (no reparameterisation).
-        return NormalDraw.apply(values, mean, std)
+        if not isinstance(std, Tensor):
+            return NormalDrawOfMean.apply(mean, values)
+        if not isinstance(mean, Tensor):
+            return NormalDrawOfStd.apply(std, values)
+        return NormalDraw.apply(mean, std, values)
     if size is None:
         raise TypeError("normal() received an invalid combination of arguments: two numbers need a size")
     if isinstance(size, int):

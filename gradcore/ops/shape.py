@@ -204,11 +204,31 @@ def movedim(input, source: int, destination: int):
     return permute(input, tuple(order))
 
 
+class Unsqueeze(View):
+    """A view that inserts a dim of size one (its own node name, as in PyTorch)."""
+
+    node_name = "UnsqueezeBackward0"
+
+
+class Squeeze(View):
+    """squeeze() of every dim of size one; ``SqueezeDim`` and ``SqueezeDims`` take one dim or several."""
+
+    node_name = "SqueezeBackward0"
+
+
+class SqueezeDim(View):
+    node_name = "SqueezeBackward1"
+
+
+class SqueezeDims(View):
+    node_name = "SqueezeBackward2"
+
+
 def unsqueeze(input, dim: int):
     """Returns a view with a dim of size one inserted at ``dim``."""
     d = normalize_dim(dim, input.ndim + 1)
     shape = input.shape
-    return View.apply(input, shape[:d] + (1,) + shape[d:])
+    return Unsqueeze.apply(input, shape[:d] + (1,) + shape[d:])
 
 
 def squeeze(input, dim=None):
@@ -216,11 +236,13 @@ def squeeze(input, dim=None):
     shape = input.shape
     if dim is None:
         new = tuple(s for s in shape if s != 1)
+        node = Squeeze
     else:
+        node = SqueezeDims if isinstance(dim, (tuple, list)) else SqueezeDim
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
         dims = {normalize_dim(d, input.ndim) for d in dims}
         new = tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1))
-    return View.apply(input, new)
+    return node.apply(input, new)
 
 
 class Expand(Function):
@@ -377,6 +399,33 @@ class Cat(Function):
         return tuple(grads)
 
 
+class Stack(Function):
+    """Stacking along a new dim: one node linked to every input, as PyTorch's ``StackBackward0``."""
+
+    node_name = "StackBackward0"
+    builtin = True
+    operands = -1
+
+    @staticmethod
+    def forward(ctx, *tensors, dim):
+        dtype = result_type(*tensors)
+        arrays = [t._data if t._data.dtype == dtype.numpy else t._data.astype(dtype.numpy) for t in tensors]
+        ctx.dim = dim
+        ctx.dtypes = [t.dtype for t in tensors]
+        return array_module(arrays[0]).stack(arrays, axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grads = []
+        for i, dtype in enumerate(ctx.dtypes):
+            if ctx.needs_input_grad[i]:
+                g = grad.select(ctx.dim, i)
+                grads.append(g if g.dtype is dtype else g.to(dtype))
+            else:
+                grads.append(None)
+        return tuple(grads)
+
+
 def cat(tensors, dim: int = 0):
     """Concatenates tensors along an existing dim."""
     if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
@@ -425,7 +474,8 @@ def stack(tensors, dim: int = 0):
                 f"{list(t.shape)} at entry {i}"
             )
     d = normalize_dim(dim, len(shape) + 1)
-    return cat([unsqueeze(t, d) for t in tensors], d)
+    check_same_device(*tensors)
+    return Stack.apply(*tensors, dim=d)
 
 
 def unbind(input, dim: int = 0) -> tuple:

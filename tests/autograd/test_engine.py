@@ -561,3 +561,30 @@ def test_backward_inputs_with_a_non_leaf_gives_its_gradient_once(retain):
         (t * 3).sum().backward(inputs=[t, x])
     assert t._grad.tolist() == [3.0, 3.0]
     assert x.grad.tolist() == [6.0, 6.0]
+
+
+@pytest.mark.parametrize("call", ["squeeze()", "squeeze(1)", "squeeze(0)", "squeeze((0, 1))", "unsqueeze(-1)",
+                                  "unsqueeze(0)", "bmm", "rsub", "rsub_float64", "stack", "stack_last_mixed"])
+def test_view_and_product_nodes_are_named_as_pytorchs(call):
+    import gradcore
+
+    real_torch = pytest.importorskip("torch")
+    names = []
+    for lib in (gradcore, real_torch):
+        x = lib.ones(2, 1, 3, requires_grad=True)
+        if call == "bmm":
+            y = x.bmm(lib.ones(2, 3, 2))
+        elif call.startswith("stack"):
+            other = lib.arange(6.0, dtype=lib.float64).reshape(2, 1, 3) if call == "stack_last_mixed" else x * 2
+            y = lib.stack([x, other, x], dim=-1 if call == "stack_last_mixed" else 1)
+            (y * lib.arange(float(y.numel())).reshape(y.shape)).sum().backward()
+            names.append((str(y.dtype).split(".")[-1], y.tolist(), x.grad.tolist()))
+        elif call.startswith("rsub"):
+            y = 1 - (x if call == "rsub" else x.double())
+            y.sum().backward()
+            names.append((y.dtype.itemsize if hasattr(y.dtype, "itemsize") else None, y.tolist(), x.grad.tolist()))
+        else:
+            y = eval(f"x.{call}")
+        names.append((y.grad_fn.name(), tuple(y.shape),
+                      [None if n is None else type(n).__name__ for n, _ in y.grad_fn.next_functions]))
+    assert names[:len(names) // 2] == names[len(names) // 2:]

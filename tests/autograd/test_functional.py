@@ -139,6 +139,29 @@ def test_unused_inputs_give_zeros_and_strict_raises():
     assert np.all(g[1].numpy() == 0)
 
 
+STRICT_CALLS = {
+    "vjp": lambda F, lib, x: F.vjp(lambda x: lib.ones(2), x, lib.ones(2), strict=True),
+    "jvp": lambda F, lib, x: F.jvp(lambda x: lib.ones(2), x, lib.ones(2), strict=True),
+    "jacobian": lambda F, lib, x: F.jacobian(lambda x: lib.ones(2), x, strict=True),
+    "jacobian_second_output": lambda F, lib, x: F.jacobian(lambda x: (x * 2, lib.ones(2)), x, strict=True),
+    "jacobian_unused_input": lambda F, lib, x: F.jacobian(lambda x, y: x * 2, (x, x.clone()), strict=True),
+    "hessian": lambda F, lib, x: F.hessian(lambda x: lib.ones(()), x, strict=True),
+    "hessian_of_linear": lambda F, lib, x: F.hessian(lambda x: x.sum() * 2, x, strict=True),
+    "vhp": lambda F, lib, x: F.vhp(lambda x: lib.ones(()), x, lib.ones(2), strict=True),
+    "hvp": lambda F, lib, x: F.hvp(lambda x: lib.ones(()), x, lib.ones(2), strict=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRICT_CALLS))
+def test_strict_mode_errors_match_torch_word_for_word(name):
+    messages = []
+    for lib, F in ((gradcore, AF), (torch, TF)):
+        with pytest.raises(RuntimeError) as error:
+            STRICT_CALLS[name](F, lib, lib.tensor([1.0, 2.0]))
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+
+
 def test_errors_match_torch():
     with pytest.raises(TypeError, match="must be either a Tensor or a tuple of Tensors"):
         AF.jacobian(lambda x: x, [1.0])

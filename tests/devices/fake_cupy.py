@@ -736,6 +736,20 @@ def broadcast_to(array, shape):
     return _wrap(np.lib.stride_tricks.as_strided(data, shape=tuple(shape), strides=strides), array._device_id)
 
 
+def as_strided(x, shape=None, strides=None):
+    """``cupy.lib.stride_tricks.as_strided``: a view of a device array's memory with the given shape and strides
+    (in bytes), unchecked as in CuPy; host arrays are refused."""
+    if not isinstance(x, ndarray):
+        raise TypeError(f"Unsupported type {type(x)}")
+    data = x.view(np.ndarray)
+    view = np.lib.stride_tricks.as_strided(data, shape=x.shape if shape is None else tuple(shape),
+                                           strides=x.strides if strides is None else tuple(strides))
+    return _wrap(view, x._device_id)
+
+
+lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=as_strided))
+
+
 def __getattr__(name: str):
     # Everything else is numpy's: dtypes and ufuncs as they are (ufuncs reach fake arrays through
     # __array_ufunc__), functions wrapped so that results are device arrays.

@@ -327,6 +327,94 @@ def test_bce_with_logits_loss(options, reduction, dtype):
         assert_close(ours.grad, theirs.grad, dtype)
 
 
+def _graph_names(loss):
+    """The loss's node name and the names of the nodes it links to, as PyTorch's autograd graph shows them."""
+    return loss.grad_fn.name(), [None if node is None else type(node).__name__
+                                 for node, _ in loss.grad_fn.next_functions]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("options", ["plain", "weight", "pos_weight", "both"])
+@pytest.mark.parametrize("target_grad", [False, True], ids=["target", "target_grad"])
+def test_bce_losses_are_one_node_named_as_pytorchs(options, reduction, target_grad):
+    rng = np.random.default_rng(3)
+    logits, y = rng.standard_normal((4, 3)), rng.uniform(0, 1, size=(4, 3))
+    weight, pos_weight = rng.uniform(0.5, 2, size=3), rng.uniform(0.5, 3, size=3)
+    names = []
+    for lib in (gradcore, torch):
+        x, t = lib.tensor(logits, requires_grad=True), lib.tensor(y, requires_grad=target_grad)
+        kw = {"reduction": reduction}
+        if options in ("weight", "both"):
+            kw["weight"] = lib.tensor(weight)
+        if options in ("pos_weight", "both"):
+            kw["pos_weight"] = lib.tensor(pos_weight)
+        with_logits = lib.nn.functional.binary_cross_entropy_with_logits(x, t, **kw)
+        kw.pop("pos_weight", None)
+        probabilities = lib.nn.functional.binary_cross_entropy(x.sigmoid(), t, **kw)
+        names.append((_graph_names(with_logits), _graph_names(probabilities)))
+    assert names[0] == names[1]
+
+
+LOSS_CALLS = {  # name -> (inputs as numpy arrays, the call given the library, its functional module and tensors)
+    "mse": lambda lib, F, x, y, c: F.mse_loss(x, y, reduction=c),
+    "smooth_l1": lambda lib, F, x, y, c: F.smooth_l1_loss(x, y, reduction=c, beta=0.5),
+    "huber": lambda lib, F, x, y, c: F.huber_loss(x, y, reduction=c, delta=0.5),
+    "huber_weighted": lambda lib, F, x, y, c: F.huber_loss(x, y, reduction=c, delta=0.5, weight=y.abs().detach()),
+    "nll": lambda lib, F, x, y, c: F.nll_loss(x, lib.tensor([0, 2, 1, 3]), reduction=c),
+    "nll_weight_ignore": lambda lib, F, x, y, c: F.nll_loss(x, lib.tensor([0, 2, 1, 3]), reduction=c,
+                                                           weight=lib.tensor([1.0, 2.0, 0.5, 3.0], dtype=x.dtype), ignore_index=1),
+    "nll_1d": lambda lib, F, x, y, c: F.nll_loss(x[0], lib.tensor(2), reduction=c),
+    "nll_4d": lambda lib, F, x, y, c: F.nll_loss(x.reshape(1, 4, 2, 2), lib.tensor([[[0, 3], [1, 1]]]), reduction=c),
+    "cross_entropy": lambda lib, F, x, y, c: F.cross_entropy(x, lib.tensor([0, 2, 1, 3]), reduction=c),
+    "cross_entropy_weight": lambda lib, F, x, y, c: F.cross_entropy(x, lib.tensor([0, 2, 1, 3]), reduction=c,
+                                                                   weight=lib.tensor([1.0, 2.0, 0.5, 3.0], dtype=x.dtype)),
+    "cross_entropy_probabilities": lambda lib, F, x, y, c: F.cross_entropy(x, y.softmax(1).detach(), reduction=c),
+}
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", sorted(LOSS_CALLS))
+def test_losses_match_torch_in_values_gradients_and_graph(name, reduction):
+    rng = np.random.default_rng(5)
+    x_values = rng.standard_normal((4, 4))
+    y_values = x_values + np.array([0.0, 0.5, -0.5, 0.2])  # distances on and around beta = delta = 0.5
+    results = []
+    for lib in (gradcore, torch):
+        x = lib.tensor(x_values, requires_grad=True)
+        y = lib.tensor(y_values, requires_grad=True)
+        loss = LOSS_CALLS[name](lib, lib.nn.functional, x, y, reduction)
+        graph = _graph_names(loss)
+        loss.backward(lib.ones_like(loss))
+        results.append((loss.detach().numpy(), x.grad.numpy(), None if y.grad is None else y.grad.numpy(), graph))
+    ours, theirs = results
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12, atol=1e-15)
+    assert (ours[2] is None) == (theirs[2] is None)
+    if ours[2] is not None:
+        np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12, atol=1e-15)
+    if name == "cross_entropy_probabilities" and reduction == "mean":
+        # PyTorch divides by a Python number in C++ there: its Scalar overload's node, DivBackward1.
+        assert (ours[3][0], theirs[3][0]) == ("DivBackward0", "DivBackward1")
+    else:
+        assert ours[3] == theirs[3]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("p", [0.1, 0.33, 0.5, 0.8])
+def test_dropout_drops_the_elements_pytorch_drops(dtype, p):
+    results = []
+    for lib in (gradcore, torch):
+        lib.manual_seed(3)
+        # On the CPU in every mode: PyTorch's CUDA generator draws other numbers.
+        x = lib.arange(35, dtype=getattr(lib, dtype), device="cpu").reshape(5, 7) + 1
+        functional = lib.nn.functional.dropout(x, p)
+        module = lib.nn.Dropout(p)(x)
+        inplace = lib.nn.functional.dropout(x.clone(), p, inplace=True)
+        results.append([t.numpy() for t in (functional, module, inplace)])
+    for ours, theirs in zip(*results):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 # -- module API details shared with PyTorch -----------------------------------------------------------------------
 
 def test_reprs_match_torch():

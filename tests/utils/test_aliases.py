@@ -34,6 +34,70 @@ def test_keepdims_is_an_alias_of_keepdim(name):
     assert tuple(getattr(gradcore, name)(x, 1, keepdims=False).shape) == (2, 4)
 
 
+# Calls that give keepdim= and keepdims= together, as a function (the tensor first) and as a method (without it).
+BOTH_KEEPDIMS_CALLS = [
+    ((), {"keepdim": True, "keepdims": True}),
+    ((), {"keepdims": True, "keepdim": True}),
+    ((1,), {"keepdim": True, "keepdims": True}),
+    ((1,), {"keepdims": False, "keepdim": True}),
+    ((-1, True), {"keepdim": True, "keepdims": True}),
+    (((0, 1),), {"keepdim": True, "keepdims": True}),
+    ((), {"dim": 1, "keepdim": True, "keepdims": True}),
+    ((), {"keepdim": True, "dim": 1, "keepdims": True}),
+    ((), {"keepdims": True, "keepdim": True, "dim": 0}),
+    ((1,), {"correction": 0, "keepdim": True, "keepdims": True}),
+    ((1,), {"keepdim": None, "keepdims": 1}),
+    ((1,), {"keepdims": True, "keepdim": "yes"}),
+    ((0,), {"unbiased": False, "keepdims": True, "keepdim": True}),
+    ((1, True, True), {"keepdim": True, "keepdims": True}),
+]
+
+
+@pytest.mark.parametrize("name", ["max", "min", "std", "var", "any", "all"])
+@pytest.mark.parametrize("style", ["function", "method"])
+@pytest.mark.parametrize("call", BOTH_KEEPDIMS_CALLS, ids=lambda call: repr(call).replace(" ", ""))
+def test_keepdim_and_keepdims_together_raise_pytorchs_type_error(name, style, call):
+    args, kwargs = call
+    values = np.random.default_rng(0).standard_normal((2, 3))
+    x, tx = gradcore.tensor(values), torch.tensor(values)
+    if name in ("any", "all"):
+        x, tx = x > 0, tx > 0
+    if style == "function":
+        ours, theirs = (lambda: getattr(gradcore, name)(x, *args, **kwargs)), (
+            lambda: getattr(torch, name)(tx, *args, **kwargs))
+    else:
+        ours, theirs = (lambda: getattr(x, name)(*args, **kwargs)), (lambda: getattr(tx, name)(*args, **kwargs))
+    with pytest.raises(TypeError) as expected:
+        theirs()
+    with pytest.raises(TypeError) as got:
+        ours()
+    assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "prod", "max", "min"])
+@pytest.mark.parametrize("style", ["function", "method"])
+@pytest.mark.parametrize("kwargs", [{"keepdim": True}, {"keepdims": False}, {"keepdims": True, "keepdim": True}],
+                         ids=["keepdim", "keepdims", "both"])
+def test_keepdim_without_dim_raises_pytorchs_type_error(name, style, kwargs):
+    # PyTorch's sum, mean, prod, max and min have no overload that takes keepdim without dim.
+    x, tx = gradcore.ones(2, 3), torch.ones(2, 3)
+    texts = []
+    for lib, tensor in ((gradcore, x), (torch, tx)):
+        with pytest.raises(TypeError) as error:
+            if style == "function":
+                getattr(lib, name)(tensor, **kwargs)
+            else:
+                getattr(tensor, name)(**kwargs)
+        texts.append(str(error.value))
+    assert texts[0] == texts[1]
+    # With a dim (or, for sum and mean, dim=None) the same flags are accepted, as in PyTorch.
+    for dim in ([1, None] if name in ("sum", "mean") else [1]):
+        ours = getattr(gradcore, name)(x, dim=dim, **{k: v for k, v in kwargs.items() if k == "keepdim"})
+        theirs = getattr(torch, name)(tx, dim=dim, **{k: v for k, v in kwargs.items() if k == "keepdim"})
+        ours, theirs = (ours[0], theirs[0]) if name in ("max", "min") else (ours, theirs)
+        assert tuple(ours.shape) == tuple(theirs.shape)
+
+
 def test_keepdims_on_max_min_gradient():
     x = gradcore.tensor([[1.0, 3.0], [4.0, 2.0]], requires_grad=True)
     values, indices = gradcore.max(x, 1, keepdims=True)
