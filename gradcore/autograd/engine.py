@@ -168,14 +168,14 @@ def _checked_hook_result(hook, result, grad):
     return result
 
 
-def _share(shared: set, grads) -> None:
+def _share(shared: dict, grads) -> None:
     """Records that these gradients may be held outside the engine (by the caller, a hook, a user's backward)."""
     for g in grads:
         if g is not None:
-            shared.add(id(g))
+            shared[id(g)] = g
 
 
-def _sum_into(held, g, shared: set, create_graph: bool):
+def _sum_into(held, g, shared: dict, create_graph: bool):
     """``held + g``, the gradients that reached one input of a node. The sum is written into ``held`` when the
     engine owns it (no one else holds it, it views no other array, and no graph records the sum) and it has the
     sum's shape and dtype: a leaf read several times (``x * x * x``) then sums its gradients without a new array
@@ -223,9 +223,10 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
     # A leaf keeps the gradient it receives as its .grad, without a copy, unless the gradient may be held
     # elsewhere too: these are the ids of the gradients that may be. A gradient is held once as it is handed
     # from node to node (passed through, as by an add, it is still held once), so only what comes from outside
-    # the engine and what a node hands on twice is recorded. An id freed on the way and reused by a new
-    # gradient only costs that gradient a copy.
-    shared: set = set()
+    # the engine and what a node hands on twice is recorded. The dict keeps them alive until backward ends, so
+    # that no id is freed and reused by another gradient: the choice of copy or no copy, and of a sum in place
+    # or not, depends on the graph alone (a capture of the same step records the same operations every time).
+    shared: dict = {}
     _share(shared, grad_roots)
     for (node, nr), g in zip(root_edges, grad_roots):
         buffer = buffers.get(node)
@@ -305,7 +306,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                     continue
                 if g is not None:
                     if handed and any(g is h for h in handed):
-                        shared.add(id(g))
+                        shared[id(g)] = g
                     handed += (g,)
                     buffer = buffers.get(next_node)
                     if buffer is None:
