@@ -86,7 +86,7 @@ SIZES = {
     },
     "tiny": {
         "gemm": [(64, 64, 64), (33, 70, 17)],
-        "linear": [(16, 40, 24), (9, 13, 5)],
+        "linear": [(16, 40, 24), (9, 13, 5), (40, 13, 24)],  # the last: activation_backward in 2 row blocks
         "bandwidth": 20000,
         "training": [("seed MLP, tiny: 8x30-12-4", 8, [30, 12, 4], False, "clamp"),
                      ("MLP 20-24-16-5, tiny: batch 12", 12, [20, 24, 16, 5], True, "relu")],
