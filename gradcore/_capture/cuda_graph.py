@@ -12,11 +12,16 @@ buffers, from which the call's results are read: the addresses baked into a grap
 program lives.
 
 Host steps cannot be in a graph: guards checked during the replay, values read from arrays (``.item()``),
-arithmetic on such values and array steps that take a Python number that changes between calls (a scalar
-argument, a value read during the replay), and steps on host (numpy) arrays, such as a step count kept on the
-CPU. They run from Python, between graphs: a program is split into graph segments at its host steps (one graph
-when it has none), and each replay launches every segment once. An SGD training step is one graph; Adam, which
-keeps its step count on the host and computes its bias correction there, makes a few segments per parameter.
+arithmetic on such values, host calls, and steps on host (numpy) arrays, such as a step count kept on the CPU.
+Those that touch only Python numbers and host arrays (``Program.hoistable``: scalar arithmetic, a read of a host
+array, an array step on host arrays) run before the graph of their stretch, in order; the others (a guard, a
+read from a device array, a host call) run from Python between graphs: a program is split into graph segments
+at them (one graph when it has none), and each replay launches every segment once. An array step that takes a
+Python number a replay may change (a scalar argument, a number computed on the host) stays in the graph when
+that number can be read from a 0-d device array with the same result (``Program.device_scalars``): the runner
+keeps one such array per number, views of one buffer per dtype refreshed by a single host copy before each
+launch of a segment that reads them. An SGD training step is one graph, and so is Adam's, whose step counts and bias corrections are
+computed on the host before the launch.
 
 Where capture is not possible (arrays on several CUDA devices, or CuPy refusing an operation during the
 capture) the program is replayed step by step, and ``reason`` (the compiled function's
@@ -51,30 +56,99 @@ class StepRunner:
                        "backward": (forward_steps, len(program.steps))}[part]
         steps = list(program.steps[start:stop])
         host = list(program.host_steps()[start:stop])
+        positions: list = list(program.live[start:stop])
         if part != "backward":  # the temporaries the capture wrote get their first values back first
             resets = [functools.partial(np.copyto, array, initial) for array, initial in program.resets]
             steps, host = resets + steps, [False] * len(resets) + host
+            # a reset of a host array is a host step, kept in order with the host steps hoisted before a graph
+            positions = [("reset", type(array) is np.ndarray) for array, _ in program.resets] + positions
         self.steps = steps
         self.stats = stats
         self.backend, self.reason = _cuda_backend(program)
         if self.reason is not None:
             stats["fallback"] = self.reason
-        #: ("host", step) and ("graph", segment) in replay order, on a CUDA device
+        #: ("host", step), ("scalars", None) and ("graph", segment) in replay order, on a CUDA device
         self.items: list = []
         self._stream = None
         if self.backend is None:
             return
+        self._program = program
+        steps = list(steps)  # the step-by-step replay (self.steps) keeps the steps that take Python numbers
+        plan = self._plan(program, steps, host, positions)
         segment: list = []
-        for step, on_host in zip(steps, host):
-            if not on_host:
-                segment.append(step)
-                continue
+        hoisted: list = []
+        reads_numbers = False
+
+        def close_segment() -> None:
+            nonlocal segment, hoisted, reads_numbers
+            self.items += [("host", step) for step in hoisted]
             if segment:
+                if reads_numbers:
+                    self.items.append(("scalars", None))
                 self.items.append(("graph", _Segment(segment)))
-                segment = []
-            self.items.append(("host", step))
-        if segment:
-            self.items.append(("graph", _Segment(segment)))
+            segment, hoisted, reads_numbers = [], [], False
+
+        for step, kind in zip(steps, plan):
+            if kind in ("device", "numbers"):
+                segment.append(step)
+                reads_numbers = reads_numbers or kind == "numbers"
+            elif kind == "hoist":
+                hoisted.append(step)
+            else:
+                close_segment()
+                self.items.append(("host", step))
+        close_segment()
+
+    def _plan(self, program, steps: list, host: list, positions: list) -> list:
+        """What each step is on a CUDA device: "device" (in a graph), "numbers" (in a graph, reading Python
+        numbers from device arrays: ``steps`` gets its new step), "hoist" (a host step that runs before
+        the graph of its stretch, ``Program.hoistable``) or "host" (a host step that ends a stretch). An array
+        step that takes Python numbers a replay may change reads them from 0-d device arrays of the runner
+        (``Program.device_scalars``), refreshed by one copy per dtype before each launch of a graph that
+        reads them, and stays in the graph."""
+        wanted = {}
+        plan = []
+        for on_host, position in zip(host, positions):
+            if isinstance(position, tuple):  # a reset
+                plan.append("hoist" if position[1] else "device")
+            elif not on_host:
+                plan.append("device")
+            elif program.hoistable(position):
+                plan.append("hoist")
+            else:
+                found = program.device_scalars(position)
+                if found is None:
+                    plan.append("host")
+                    continue
+                plan.append(("scalars", position, found))
+                for _, register, dtype in found:
+                    wanted[(register, dtype)] = None
+        xp = self.backend.xp
+        #: per dtype: the device array of the numbers, its host staging copy, and the registers in order
+        self._scalar_buffers = []
+        views = {}
+        with xp.cuda.Device(self.backend.index):
+            for dtype in dict.fromkeys(d for _, d in wanted):
+                registers = [r for r, d in wanted if d == dtype]
+                device = xp.empty(len(registers), dtype=dtype)
+                self._scalar_buffers.append((device, np.empty(len(registers), dtype=dtype), registers))
+                for k, r in enumerate(registers):
+                    views[(r, dtype)] = device[k, ...]
+        for k, kind in enumerate(plan):
+            if isinstance(kind, tuple):
+                _, position, found = kind
+                steps[k] = program.step_reading_scalars(position, {r: views[(r, d)] for _, r, d in found})
+                plan[k] = "numbers"
+        return plan
+
+    def _refresh_scalars(self) -> None:
+        """Copies the current values of the Python numbers that graph steps read into their device arrays."""
+        registers = self._program.registers
+        stream = self.backend.xp.cuda.get_current_stream()
+        for device, staging, numbers in self._scalar_buffers:
+            for k, r in enumerate(numbers):
+                staging[k] = registers[r]
+            device.set(staging, stream=stream)
 
     @property
     def segments(self) -> int:
@@ -91,6 +165,9 @@ class StepRunner:
             for kind, item in self.items:
                 if kind == "host":
                     item()
+                    continue
+                if kind == "scalars":
+                    self._refresh_scalars()
                     continue
                 if item.graph is None:
                     if self.reason is None:

@@ -163,6 +163,61 @@ class Program:
         return (any(r in self.dynamic_registers for r in _scalar_refs(operands))
                 or any(type(self.arrays[i]) is np.ndarray for i in (*_refs(operands), *ins.outputs)))
 
+    def hoistable(self, position: int) -> bool:
+        """Whether host step ``position`` reads and writes only Python numbers and host (numpy) arrays: scalar
+        arithmetic, a value read from a host array (Adam's step count), an array step on host arrays. Nothing
+        on the device reads what it writes but through the scalar arrays of ``device_scalars`` steps, so on a
+        CUDA device it may run before the device steps that precede it, up to the previous host step that is
+        not hoistable (a guard, a read from a device array, a host call)."""
+        ins = self.instructions[position]
+        if ins.host or ins.kind == "guard":
+            return False
+        if ins.kind == "scalar":
+            return True
+        operands = (ins.args, ins.kwargs)
+        arrays = [self.arrays[i] for i in (*_refs(operands), *ins.outputs)]
+        return ins.kind in ("read", "array") and all(type(a) is np.ndarray for a in arrays)
+
+    def device_scalars(self, position: int) -> list | None:
+        """For a device array step that takes Python numbers a replay may change: [(argument index, register,
+        dtype)], when each such number can be read from a 0-d device array of ``dtype`` with the same result,
+        else None. That is the case for a ufunc call whose array operands all have one floating dtype: numpy
+        (NEP 50) casts a Python number to that dtype, so a float32 array times a Python float computes in
+        float32, and a float32 0-d array gives the same bits."""
+        ins = self.instructions[position]
+        called_ufunc = isinstance(ins.fn, np.ufunc) or (isinstance(getattr(ins.fn, "__self__", None), np.ufunc)
+                                                        and _method_name(ins.fn) == "__call__")
+        if ins.kind != "array" or ins.host or not called_ufunc or set(ins.kwargs) - {"out"} \
+                or any(r in self.dynamic_registers for r in _scalar_refs(ins.kwargs)):
+            return None
+        dtypes = {self.arrays[i].dtype for i in (*_refs((ins.args, ins.kwargs)), *ins.outputs)}
+        if len(dtypes) != 1 or any(type(self.arrays[i]) is np.ndarray for i in _refs((ins.args, ins.kwargs))):
+            return None
+        (dtype,) = dtypes
+        if dtype.kind != "f":
+            return None
+        found = []
+        for k, a in enumerate(ins.args):
+            if a.__class__ is ScalarRef and a.index in self.dynamic_registers:
+                value = self.registers[a.index]
+                if type(value) not in (float, int) or np.result_type(dtype, value) != dtype:
+                    return None
+                found.append((k, a.index, dtype))
+            elif a.__class__ is not Ref and a.__class__ is not ScalarRef and not isinstance(a, (float, int)):
+                return None
+        return found or None
+
+    def step_reading_scalars(self, position: int, scalars: dict) -> Callable:
+        """Array step ``position`` with the arrays of ``scalars`` (register -> 0-d device array) in place of
+        its Python numbers (see ``device_scalars``): a step with no Python number left, which a CUDA graph can
+        hold."""
+        ins = self.instructions[position]
+        args = tuple(scalars[a.index] if a.__class__ is ScalarRef and a.index in scalars else a for a in ins.args)
+        bound = Instruction(ins.kind, ins.fn, args, ins.kwargs, ins.outputs, ins.fresh, ins.register,
+                            ins.expected, ins.name, ins.label)
+        bound.positions, bound.host = ins.positions, ins.host
+        return self._step(position, bound)
+
     # -- steps -----------------------------------------------------------------------------------------
     def _step(self, position: int, ins: Instruction) -> Callable:
         arrays, registers = self.arrays, self.registers

@@ -15,7 +15,7 @@ import pytest
 
 import gradcore as torch
 import kernel_emulation
-from gradcore import nn
+from gradcore import backend, nn
 from gradcore.backend import kernels
 
 
@@ -76,8 +76,15 @@ def make_batches(count: int, rows: int = 5, seed: int = 1) -> list:
              rng.standard_normal((rows, 4)).astype(np.float32)) for _ in range(count)]
 
 
-@pytest.mark.parametrize("optimizer_name", ["SGD", "Adam"])
-def test_a_compiled_training_step_replays_as_graph_launches_and_trains_as_eager(cp, optimizer_name):
+@pytest.mark.parametrize("optimizer_name, default_device", [("SGD", "cpu"), ("Adam", "cpu"), ("Adam", "cuda")])
+def test_a_compiled_training_step_replays_as_graph_launches_and_trains_as_eager(cp, monkeypatch, optimizer_name,
+                                                                                default_device):
+    # Adam makes its step counts on the default device: on the host (PyTorch's default) every read of them
+    # is a host step, hoisted before the launch; on the device each read (.item()) ends a graph.
+    monkeypatch.setattr(backend, "_default_backend", backend._default_backend)
+    torch.set_default_device(default_device)
+    counts_on_device = optimizer_name == "Adam" and default_device == "cuda"
+    parameters = 6  # three Linear layers, weight and bias
     batches = make_batches(8)
     eager_model, _, eager_step = training_run(optimizer_name, False, batches)
     model, _, step = training_run(optimizer_name, True, batches)
@@ -90,17 +97,22 @@ def test_a_compiled_training_step_replays_as_graph_launches_and_trains_as_eager(
         # The first call finds no .grad, the second and third capture (the third verifies the second), the
         # fourth builds the graphs and launches them, later calls only launch.
         if n >= 4:
-            launches = segments(step)
+            # One graph for the whole step (Adam's as SGD's), or one more per step count read from the device.
+            launches = 1 + parameters if counts_on_device else 1
+            assert segments(step) == launches
             assert replay_counts.get("graph_launches") == launches
             assert "kernel_launches" not in replay_counts  # no kernel launched one by one from Python
-            # One by one: the copies of x and y into the static inputs, of the loss out of its buffer, and
-            # the host steps between graphs (Adam's step counts and the products of its bias correction).
             assert replay_counts["operations"] < eager_counts["operations"]
-            if optimizer_name == "SGD":
-                assert launches == 1  # no host step: the whole step is one graph
-                assert replay_counts["operations"] == 3
-            else:
-                assert launches > 1
+        if n >= 5:
+            # One by one: the copies of x and y into the static inputs and of the loss out of its buffer; for
+            # Adam the copies of the Python numbers its graphs read (the bias corrections of every parameter,
+            # computed on the host from the step counts): one before the one graph, or one before each graph
+            # that follows a read of a step count (reads are not device operations). The first replay (n == 4)
+            # also made the views of those numbers.
+            expected_operations = {"SGD": 3, "Adam": 3 + 1}[optimizer_name]
+            if counts_on_device:
+                expected_operations = 3 + parameters
+            assert replay_counts["operations"] == expected_operations
     for p, q in zip(eager_model.parameters(), model.parameters()):
         np.testing.assert_allclose(host(p), host(q), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(host(p.grad), host(q.grad), rtol=1e-5, atol=1e-7)
@@ -229,3 +241,39 @@ def test_a_host_call_runs_from_python_between_graph_segments(cp):
         if n >= 3:
             assert counts["graph_launches"] == 2
     assert segments(compiled) == 2
+
+
+def test_a_python_number_argument_reaches_the_graph_on_every_call(cp):
+    """A Python number passed to the compiled function (a learning rate, different on every call) and the
+    arithmetic on it run on the host before the launch; the operations that take it stay in the graph and read
+    it from a device array refreshed before each launch, with the bits of the eager call (numpy casts a Python
+    float to the float32 of the array it meets, and so does a float32 device array)."""
+    torch.manual_seed(0)
+    w = torch.randn(4, 3, device="cuda")
+
+    def f(x, lr, step):
+        correction = 1 - 0.9**step  # host arithmetic on the numbers
+        return (x @ w).tanh() * (lr / correction) + lr
+
+    compiled = torch.compile(f)
+    rates = [0.1, 0.05, 0.3, 1e-3, 2.5, 0.7, 0.01, 1 / 3]
+    for n, lr in enumerate(rates):
+        x = torch.randn(5, 4, device="cuda")
+        result, counts = counted(cp, lambda: compiled(x, lr, n + 1))
+        expected = f(x, lr, n + 1)
+        assert result.dtype == expected.dtype == torch.float32
+        np.testing.assert_array_equal(host(result), host(expected))
+        if n >= 2:  # the first two calls capture, the third builds the graph, later ones only launch it
+            assert counts["graph_launches"] == 1
+            assert "kernel_launches" not in counts
+        if n >= 3:  # one by one: the copy of x in, of the numbers into their device array, of the result out
+            assert counts["operations"] == 3
+    assert segments(compiled) == 1
+    assert compiled.stats["replays"] == len(rates) - 2
+    assert compiled.cuda_graph_stats["graphs"] == 1
+    # The replays did not keep the number of the capture: each call's result follows its own rate.
+    x = torch.randn(5, 4, device="cuda")
+    first, second = host(compiled(x, 0.5, 3)), host(compiled(x, 0.25, 3))
+    np.testing.assert_array_equal(first, host(f(x, 0.5, 3)))
+    np.testing.assert_array_equal(second, host(f(x, 0.25, 3)))
+    assert not np.array_equal(first, second)

@@ -546,6 +546,16 @@ class ndarray(np.ndarray):
     def __cuda_array_interface__(self) -> dict:
         return dict(self.__array_interface__, version=3)
 
+    def set(self, arr, stream=None) -> None:
+        """Copies a host array of the same shape and dtype into this array (``cupy.ndarray.set``)."""
+        _refuse_during_capture()
+        if not isinstance(arr, np.ndarray) or isinstance(arr, ndarray):
+            raise TypeError(f"Only numpy.ndarray can be set to cupy.ndarray, not {type(arr).__name__}")
+        if arr.shape != self.shape or arr.dtype != self.dtype:
+            raise ValueError(f"Shape or dtype mismatch: {arr.shape} {arr.dtype} into {self.shape} {self.dtype}")
+        counters["operations"] += 1
+        np.copyto(self.view(np.ndarray), arr)
+
     def get(self, stream=None, order="C", out=None) -> np.ndarray:
         """Returns a host copy (``cupy.ndarray.get``)."""
         _refuse_during_capture()
