@@ -88,6 +88,17 @@ class ProcessGroup:
                     f"{first} is running collective: {_describe(self._sequence_number, everyone[first])}, but Rank "
                     f"{second} is running collective: {_describe(self._sequence_number, everyone[second])}.")
 
+    def all_to_all_arrays(self, output_list: list, input_list: list) -> tuple:
+        """``all_to_all``'s checked arguments, as (output arrays, input arrays): one tensor per rank each."""
+        outputs = [self.check_tensor(t, "all_to_all", "output_tensor_list") for t in output_list]
+        inputs = [self.check_tensor(t, "all_to_all", "input_tensor_list") for t in input_list]
+        for name, arrays in (("output_tensor_list", outputs), ("input_tensor_list", inputs)):
+            if len(arrays) != self.size:
+                raise ValueError(f"all_to_all(): {name} must hold one tensor per rank ({self.size}), got "
+                                 f"{len(arrays)}")
+        self.fingerprint_check("ALLTOALL", [])
+        return outputs, inputs
+
     def destroy(self) -> None:
         pass
 

@@ -199,13 +199,7 @@ class MPIProcessGroup(ProcessGroup):
                           staging_alive.clear)
 
     def all_to_all(self, output_list: list, input_list: list) -> Work:
-        outputs = [self.check_tensor(t, "all_to_all", "output_tensor_list") for t in output_list]
-        inputs = [self.check_tensor(t, "all_to_all", "input_tensor_list") for t in input_list]
-        for name, arrays in (("output_tensor_list", outputs), ("input_tensor_list", inputs)):
-            if len(arrays) != self.size:
-                raise ValueError(f"all_to_all(): {name} must hold one tensor per rank ({self.size}), got "
-                                 f"{len(arrays)}")
-        self.fingerprint_check("ALLTOALL", [])
+        outputs, inputs = self.all_to_all_arrays(output_list, input_list)
         # Each direction as one contiguous array with counts and offsets per rank (MPI_Ialltoallv): the
         # tensors may differ in size from rank to rank.
         send_counts = np.array([a.size for a in inputs], np.int64)

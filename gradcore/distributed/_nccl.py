@@ -339,13 +339,7 @@ class NCCLProcessGroup(ProcessGroup):
                              "SCATTER")
 
     def all_to_all(self, output_list: list, input_list: list) -> Work:
-        outputs = [self.check_tensor(t, "all_to_all", "output_tensor_list") for t in output_list]
-        inputs = [self.check_tensor(t, "all_to_all", "input_tensor_list") for t in input_list]
-        for name, arrays in (("output_tensor_list", outputs), ("input_tensor_list", inputs)):
-            if len(arrays) != self.size:
-                raise ValueError(f"all_to_all(): {name} must hold one tensor per rank ({self.size}), got "
-                                 f"{len(arrays)}")
-        self.fingerprint_check("ALLTOALL", [])
+        outputs, inputs = self.all_to_all_arrays(output_list, input_list)
         transfers = [("send", a, r) for r, a in enumerate(inputs)] + [("recv", a, r) for r, a in enumerate(outputs)]
         return self._grouped(f"all_to_all of {len(inputs)} tensors ({inputs[0].dtype})", transfers, "ALLTOALL")
 
