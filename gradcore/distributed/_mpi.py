@@ -68,7 +68,9 @@ class MPIProcessGroup(ProcessGroup):
                 return
             with self._lock:
                 self._in_flight = [pending for pending in self._in_flight if not pending.test()]
-                if not self._in_flight:
+                # Under the lock, as destroy() sets _stopping: a clear after destroy's set would leave this
+                # thread waiting for ever, and destroy() joining it.
+                if not self._in_flight and not self._stopping:
                     self._work_arrived.clear()
             time.sleep(self.PROGRESS_INTERVAL_S)
 
@@ -245,8 +247,9 @@ class MPIProcessGroup(ProcessGroup):
 
     def destroy(self) -> None:
         if self._progress_thread is not None:
-            self._stopping = True
-            self._work_arrived.set()
+            with self._lock:
+                self._stopping = True
+                self._work_arrived.set()
             self._progress_thread.join()
             self._progress_thread = None
         if self._previous_excepthook is not None:
