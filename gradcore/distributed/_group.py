@@ -88,6 +88,17 @@ class ProcessGroup:
                     f"{first} is running collective: {_describe(self._sequence_number, everyone[first])}, but Rank "
                     f"{second} is running collective: {_describe(self._sequence_number, everyone[second])}.")
 
+    def rooted_arrays(self, function: str, tensor, tensor_list: list, argument: str, root: int,
+                      op_type: str) -> tuple:
+        """``gather``'s or ``scatter``'s checked arguments, as (array, arrays of ``tensor_list``): the list must
+        hold one tensor like ``tensor`` per rank on the root."""
+        array = self.check_tensor(tensor, function)
+        arrays = [self.check_tensor(t, function, argument) for t in tensor_list]
+        if self.rank == root:
+            _check_same(tensor, tensor_list, function, argument, self.size)
+        self.fingerprint_check(op_type, [tensor])
+        return array, arrays
+
     def all_to_all_arrays(self, output_list: list, input_list: list) -> tuple:
         """``all_to_all``'s checked arguments, as (output arrays, input arrays): one tensor per rank each."""
         outputs = [self.check_tensor(t, "all_to_all", "output_tensor_list") for t in output_list]
@@ -108,3 +119,12 @@ def _describe(sequence_number: int, fingerprint) -> str:
     shape_text = ", ".join(str(s) for s in shapes)
     return (f"CollectiveFingerPrint(SequenceNumber={sequence_number}, OpType={op_type}, TensorShape=[{shape_text}], "
             f"TensorDtypes={', '.join(dtypes)})")
+
+
+def _check_same(tensor, tensor_list, function: str, argument: str, size: int) -> None:
+    if len(tensor_list) != size:
+        raise ValueError(f"{function}(): {argument} must hold one tensor per rank ({size}), got {len(tensor_list)}")
+    for other in tensor_list:
+        if other.shape != tensor.shape or other.dtype != tensor.dtype:
+            raise ValueError(f"{function}(): every tensor of {argument} must match the shape and dtype of the other "
+                             f"argument ({list(tensor.shape)}, {tensor.dtype}); got {list(other.shape)}, {other.dtype}")

@@ -8,7 +8,7 @@ import traceback
 
 import numpy as np
 
-from ._group import ProcessGroup, ReduceOp
+from ._group import ProcessGroup, ReduceOp, _check_same
 from ._work import Work
 
 
@@ -174,11 +174,7 @@ class MPIProcessGroup(ProcessGroup):
                           f"{tensor.dtype}", self._averaged(array, op) if self.rank == dst else None)
 
     def gather(self, gather_list: list, tensor, dst: int) -> Work:
-        array = self.check_tensor(tensor, "gather")
-        outputs = [self.check_tensor(t, "gather", "gather_list") for t in gather_list]
-        if self.rank == dst:
-            _check_same(tensor, gather_list, "gather", "gather_list", self.size)
-        self.fingerprint_check("GATHER", [tensor])
+        array, outputs = self.rooted_arrays("gather", tensor, gather_list, "gather_list", dst, "GATHER")
         staging = np.empty((self.size,) + array.shape, array.dtype) if self.rank == dst else None
         request = self.comm.Igather(array, staging, root=dst)
 
@@ -189,11 +185,7 @@ class MPIProcessGroup(ProcessGroup):
                           scatter_rows if self.rank == dst else None)
 
     def scatter(self, tensor, scatter_list: list, src: int) -> Work:
-        array = self.check_tensor(tensor, "scatter")
-        inputs = [self.check_tensor(t, "scatter", "scatter_list") for t in scatter_list]
-        if self.rank == src:
-            _check_same(tensor, scatter_list, "scatter", "scatter_list", self.size)
-        self.fingerprint_check("SCATTER", [tensor])
+        array, inputs = self.rooted_arrays("scatter", tensor, scatter_list, "scatter_list", src, "SCATTER")
         staging = np.stack(inputs) if self.rank == src else None
         request = self.comm.Iscatter(staging, array, root=src)
         staging_alive = [staging]  # kept until MPI has read it
@@ -277,12 +269,3 @@ class _Pending:
 def _offsets(counts) -> list:
     """Where each rank's part starts in a flat array of parts of ``counts`` elements."""
     return [0] + np.cumsum(counts)[:-1].tolist()
-
-
-def _check_same(tensor, tensor_list, function: str, argument: str, size: int) -> None:
-    if len(tensor_list) != size:
-        raise ValueError(f"{function}(): {argument} must hold one tensor per rank ({size}), got {len(tensor_list)}")
-    for other in tensor_list:
-        if other.shape != tensor.shape or other.dtype != tensor.dtype:
-            raise ValueError(f"{function}(): every tensor of {argument} must match the shape and dtype of the other "
-                             f"argument ({list(tensor.shape)}, {tensor.dtype}); got {list(other.shape)}, {other.dtype}")

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..backend import cuda as _cuda_backend
 from ._environment import launched_by_mpi, rank_and_world_size
-from ._group import ProcessGroup, ReduceOp
+from ._group import ProcessGroup, ReduceOp, _check_same
 from ._store import share_bytes
 from ._work import _FIRST_POLL_S, _LONGEST_POLL_S, DistBackendError, Work
 
@@ -256,7 +256,6 @@ class NCCLProcessGroup(ProcessGroup):
                             op_type="BROADCAST", numel_in=count, numel_out=count)
 
     def all_gather(self, tensor_list: list, tensor) -> Work:
-        from ._mpi import _check_same
         array = self.check_tensor(tensor, "all_gather")
         outputs = [self.check_tensor(t, "all_gather", "tensor_list") for t in tensor_list]
         _check_same(tensor, tensor_list, "all_gather", "tensor_list", self.size)
@@ -273,7 +272,6 @@ class NCCLProcessGroup(ProcessGroup):
                             op_type="ALLGATHER", numel_in=count, numel_out=count * self.size)
 
     def reduce_scatter(self, output, input_list: list, op: ReduceOp) -> Work:
-        from ._mpi import _check_same
         array = self.check_tensor(output, "reduce_scatter", "output")
         inputs = [self.check_tensor(t, "reduce_scatter", "input_list") for t in input_list]
         _check_same(output, input_list, "reduce_scatter", "input_list", self.size)
@@ -317,23 +315,13 @@ class NCCLProcessGroup(ProcessGroup):
                             numel_in=numel_in, numel_out=numel_out)
 
     def gather(self, gather_list: list, tensor, dst: int) -> Work:
-        from ._mpi import _check_same
-        array = self.check_tensor(tensor, "gather")
-        outputs = [self.check_tensor(t, "gather", "gather_list") for t in gather_list]
-        if self.rank == dst:
-            _check_same(tensor, gather_list, "gather", "gather_list", self.size)
-        self.fingerprint_check("GATHER", [tensor])
+        array, outputs = self.rooted_arrays("gather", tensor, gather_list, "gather_list", dst, "GATHER")
         transfers = [("send", array, dst)] + [("recv", out, r) for r, out in enumerate(outputs)]
         return self._grouped(f"gather to rank {dst} of shape {list(tensor.shape)} {tensor.dtype}", transfers,
                              "GATHER")
 
     def scatter(self, tensor, scatter_list: list, src: int) -> Work:
-        from ._mpi import _check_same
-        array = self.check_tensor(tensor, "scatter")
-        inputs = [self.check_tensor(t, "scatter", "scatter_list") for t in scatter_list]
-        if self.rank == src:
-            _check_same(tensor, scatter_list, "scatter", "scatter_list", self.size)
-        self.fingerprint_check("SCATTER", [tensor])
+        array, inputs = self.rooted_arrays("scatter", tensor, scatter_list, "scatter_list", src, "SCATTER")
         transfers = [("send", a, r) for r, a in enumerate(inputs)] + [("recv", array, src)]
         return self._grouped(f"scatter from rank {src} of shape {list(tensor.shape)} {tensor.dtype}", transfers,
                              "SCATTER")
