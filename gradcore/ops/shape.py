@@ -371,6 +371,12 @@ def contiguous(input):
     return Contiguous.apply(input)
 
 
+def _promoted_arrays(tensors) -> list:
+    """The tensors' arrays in their common dtype (``result_type``), converted only where they differ."""
+    dtype = result_type(*tensors).numpy
+    return [t._data if t._data.dtype == dtype else t._data.astype(dtype) for t in tensors]
+
+
 class Cat(Function):
     node_name = "CatBackward0"
     builtin = True
@@ -378,8 +384,7 @@ class Cat(Function):
 
     @staticmethod
     def forward(ctx, *tensors, dim):
-        dtype = result_type(*tensors)
-        arrays = [t._data if t._data.dtype == dtype.numpy else t._data.astype(dtype.numpy) for t in tensors]
+        arrays = _promoted_arrays(tensors)
         ctx.dim = dim
         ctx.sizes = [t.shape[dim] if t.ndim else 0 for t in tensors]
         ctx.meta = [(t.shape, t.dtype) for t in tensors]
@@ -408,8 +413,7 @@ class Stack(Function):
 
     @staticmethod
     def forward(ctx, *tensors, dim):
-        dtype = result_type(*tensors)
-        arrays = [t._data if t._data.dtype == dtype.numpy else t._data.astype(dtype.numpy) for t in tensors]
+        arrays = _promoted_arrays(tensors)
         ctx.dim = dim
         ctx.dtypes = [t.dtype for t in tensors]
         return array_module(arrays[0]).stack(arrays, axis=dim)
